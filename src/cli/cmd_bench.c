@@ -1,0 +1,9 @@
+#include <stdio.h>
+
+#include "cli/commands.h"
+
+int cmd_bench(int argc, char **argv) {
+    (void)argc;
+    fprintf(stderr, "spindle %s: not built yet\n", argv[0]);
+    return 2;
+}
