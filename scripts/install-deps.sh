@@ -3,7 +3,7 @@
 # does nothing when all are present; runs apt-get update once otherwise.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-      libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libxxhash-dev)
+      libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libxxhash-dev python3)
 # Node.js (e2e tests with the openai npm client) ships with the machine image;
 # install Debian's only where it is missing.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)

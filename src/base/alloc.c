@@ -11,4 +11,6 @@ void *sp_aligned_alloc(size_t size) {
     return p;
 }
 
-void sp_aligned_free(void *p) { free(p); }
+void sp_aligned_free(void *p) {
+    free(p);
+}

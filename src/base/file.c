@@ -68,8 +68,10 @@ sp_status sp_file_read(sp_file *f, const char *path, sp_error *err) {
 
 void sp_file_close(sp_file *f) {
     if (!f) return;
-    if (f->mapped && f->data) munmap(f->data, f->size);
-    else free(f->data);
+    if (f->mapped && f->data)
+        munmap(f->data, f->size);
+    else
+        free(f->data);
     free(f->path);
     memset(f, 0, sizeof *f);
 }

@@ -7,7 +7,9 @@
 
 static atomic_int g_level = SP_LOG_INFO;
 
-void sp_log_set_level(sp_log_level level) { atomic_store(&g_level, (int)level); }
+void sp_log_set_level(sp_log_level level) {
+    atomic_store(&g_level, (int)level);
+}
 
 void sp_log(sp_log_level level, const char *fmt, ...) {
     if ((int)level < atomic_load(&g_level)) return;

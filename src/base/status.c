@@ -34,17 +34,28 @@ sp_status sp_wrap(sp_error *err, const char *fmt, ...) {
 
 const char *sp_status_name(sp_status s) {
     switch (s) {
-    case SP_OK: return "ok";
-    case SP_EIO: return "io error";
-    case SP_EFORMAT: return "format error";
-    case SP_EINVAL: return "invalid argument";
-    case SP_ENOMEM: return "out of memory";
-    case SP_EUNSUPPORTED: return "unsupported";
-    case SP_ERANGE: return "out of range";
-    case SP_ENOTFOUND: return "not found";
-    case SP_EBUSY: return "busy";
-    case SP_ECANCELLED: return "cancelled";
-    case SP_EINTERNAL: return "internal error";
+    case SP_OK:
+        return "ok";
+    case SP_EIO:
+        return "io error";
+    case SP_EFORMAT:
+        return "format error";
+    case SP_EINVAL:
+        return "invalid argument";
+    case SP_ENOMEM:
+        return "out of memory";
+    case SP_EUNSUPPORTED:
+        return "unsupported";
+    case SP_ERANGE:
+        return "out of range";
+    case SP_ENOTFOUND:
+        return "not found";
+    case SP_EBUSY:
+        return "busy";
+    case SP_ECANCELLED:
+        return "cancelled";
+    case SP_EINTERNAL:
+        return "internal error";
     }
     return "unknown error";
 }

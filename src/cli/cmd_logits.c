@@ -1,9 +1,85 @@
+/* spindle logits --model P --tokens 1,2,3 --out FILE [--precision f32]
+ * Writes the logits of every position, float32 little-endian, positions x
+ * vocab (DESIGN.md section 5). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
+#include "model/seq.h"
+
+static void usage(FILE *f) {
+    fprintf(
+        f,
+        "usage: spindle logits --model PATH --tokens 1,2,3 --out FILE [options]\n" MODEL_OPTS_HELP);
+}
+
+static int write_all(const char *path, const float *x, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    size_t w = fwrite(x, sizeof(float), n, f);
+    return fclose(f) == 0 && w == n;
+}
 
 int cmd_logits(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "spindle %s: not built yet\n", argv[0]);
-    return 2;
+    const char *model = NULL, *out = NULL, *toks = NULL;
+    sp_model_opts o;
+    sp_model_opts_default(&o);
+    for (int i = 1; i < argc; i++) {
+        int r = arg_model_opt(argv[0], argc, argv, &i, &o);
+        if (r < 0) return 2;
+        if (r) continue;
+        const char *a = argv[i], **dst = NULL;
+        if (!strcmp(a, "--help")) return usage(stdout), 0;
+        if (!strcmp(a, "--model"))
+            dst = &model;
+        else if (!strcmp(a, "--out"))
+            dst = &out;
+        else if (!strcmp(a, "--tokens"))
+            dst = &toks;
+        if (!dst) {
+            fprintf(stderr, "spindle logits: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (!(*dst = arg_value(argc, argv, &i))) return 2;
+    }
+    if (!model || !out || !toks) {
+        fprintf(stderr, "spindle logits: --model, --tokens and --out are required\n");
+        usage(stderr);
+        return 2;
+    }
+    int32_t *ids;
+    size_t n;
+    if (!arg_ids(argv[0], toks, &ids, &n)) return 2;
+    sp_error err = {0};
+    sp_model *m = NULL;
+    sp_seq seq = {0};
+    float *logits = NULL;
+    int rc = 1;
+    if (sp_model_load(&m, model, &o, &err) != SP_OK) goto fail;
+    int V = sp_model_get_desc(m)->vocab;
+    logits = malloc(n * (size_t)V * sizeof(float));
+    if (!logits) {
+        sp_fail(&err, SP_ENOMEM, "no memory for %zu x %d logits", n, V);
+        goto fail;
+    }
+    if (sp_seq_init(&seq, m, (int)n, &err) != SP_OK ||
+        sp_seq_feed(&seq, m, ids, (int)n, SP_LOGITS_ALL, logits, &err) != SP_OK)
+        goto fail;
+    if (!write_all(out, logits, n * (size_t)V)) {
+        sp_fail(&err, SP_EIO, "%s: cannot write", out);
+        goto fail;
+    }
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "spindle logits: %s\n", err.msg);
+done:
+    free(logits);
+    free(ids);
+    sp_seq_free(&seq);
+    sp_model_free(m);
+    return rc;
 }

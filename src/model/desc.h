@@ -21,7 +21,7 @@ typedef enum sp_rope_kind {
 } sp_rope_kind;
 
 /* A RoPE table, computed and finite-checked at load (model/rope.c). */
-typedef struct sp_rope {
+typedef struct sp_rope_table {
     sp_rope_kind kind;
     int head_dim;    /* lanes in a head */
     int rot_dim;     /* lanes that form pairs: pairs are (i, i + rot_dim/2) */
@@ -34,7 +34,7 @@ typedef struct sp_rope {
     int orig_max;         /* longrope switch point; dynamic NTK: max_position_embeddings */
     float dyn_factor;     /* dynamic NTK factor */
     int always_long;      /* longrope: always use the long factors (mlx-lm) */
-} sp_rope;
+} sp_rope_table;
 
 typedef enum sp_act { SP_ACT_SILU = 0, SP_ACT_GELU_TANH } sp_act;
 
@@ -51,20 +51,21 @@ typedef struct sp_layer_desc {
     /* weights (views into the loaded files; NULL data = absent) */
     sp_tensor attn_norm, post_attn_norm, pre_ffn_norm, post_ffn_norm;
     sp_tensor wq, wk, wv, wo;
-    sp_tensor bq, bk, bv; /* biases (Qwen2), f32 */
+    sp_tensor bq, bk, bv, bo; /* biases (Qwen2, Llama attention_bias), f32 */
     sp_tensor q_norm, k_norm;
     /* dense MLP: gate/up may be one fused [2I, H] tensor (Phi-3) */
-    sp_tensor w_gate, w_up, w_down, w_gate_up;
+    sp_tensor w_gate, w_up, w_down;
     int ffn_dim;
     /* MoE */
     int n_experts, n_experts_used, expert_ffn_dim;
-    int moe_norm_topk;     /* renormalise the selected probabilities */
-    int moe_has_dense;     /* Gemma 4: dense MLP beside the experts */
-    sp_tensor router;      /* [E, H] */
+    int moe_norm_topk;      /* renormalise the selected probabilities */
+    int moe_has_dense;      /* Gemma 4: dense MLP beside the experts */
+    sp_tensor router;       /* [E, H] */
     sp_tensor router_scale; /* Gemma 4 [H] */
     sp_tensor expert_scale; /* Gemma 4 per_expert_scale [E] */
-    sp_tensor exp_gate, exp_up, exp_down; /* [E, I, H], [E, I, H], [E, H, I] */
-    sp_tensor exp_gate_up;                /* packed [E, 2I, H] (gate rows first) */
+    /* experts as 2-D views [I, H], [I, H], [H, I] (owned arrays of E views;
+     * packed [E, 2I, H] files are sliced into views at load) */
+    sp_tensor *exp_gate, *exp_up, *exp_down;
     sp_tensor pre_ffn_norm2, post_ffn_norm1, post_ffn_norm2; /* Gemma 4 MoE norms */
     /* Gemma 4 extras */
     float layer_scalar; /* multiplies the residual stream after the layer; 1 if none */
@@ -81,7 +82,7 @@ typedef struct sp_model_desc {
     int norm_one_plus;  /* RMSNorm scales by (1 + w) (Gemma 1-3) */
     int sandwich_norms; /* post-attention and pre/post-feedforward norms */
     sp_act act;
-    float embed_scale; /* multiplies the embedding (1 if none) */
+    float embed_scale;                 /* multiplies the embedding (1 if none) */
     float attn_softcap, final_softcap; /* 0: none */
     int tied_embeddings;
 
@@ -92,12 +93,15 @@ typedef struct sp_model_desc {
     sp_tensor ple_embd, ple_model_proj, ple_proj_norm;
 
     int n_ropes;
-    sp_rope ropes[SP_MAX_ROPE_TABLES];
+    sp_rope_table ropes[SP_MAX_ROPE_TABLES];
 
     sp_layer_desc *layers; /* [n_layers], owned */
 
     /* token ids */
     int bos_id, eos_ids[8], n_eos;
+    /* multimodal checkpoints served as text: media placeholder ids are
+     * embedded as pad_id (as transformers does when no media is given) */
+    int media_ids[4], n_media, media_pad_id;
 } sp_model_desc;
 
 #endif

@@ -14,18 +14,17 @@
 typedef struct sp_model sp_model;
 
 typedef struct sp_model_opts {
-    sp_precision precision; /* SP_PREC_F32: reference mode */
-    int n_threads;          /* compute workers incl. the caller; 0 = all cores */
-    int use_mmap;           /* 1: serve weights from the mapping (--mmap) */
-    sp_dtype quantize;      /* SP_F32 = none; else re-quantize 2-D weights at load */
+    sp_precision precision;   /* SP_PREC_F32: reference mode */
+    int n_threads;            /* compute workers incl. the caller; 0 = all cores */
+    int use_mmap;             /* 1: serve weights from the mapping (--mmap) */
+    sp_dtype quantize;        /* SP_F32 = none; else re-quantize 2-D weights at load */
     int longrope_always_long; /* mlx-lm behaviour for longrope (see spec 1.4.6) */
 } sp_model_opts;
 
 void sp_model_opts_default(sp_model_opts *o);
 
 /* path: a directory with config.json + *.safetensors, or a .gguf file. */
-sp_status sp_model_load(sp_model **out, const char *path, const sp_model_opts *opts,
-                        sp_error *err);
+sp_status sp_model_load(sp_model **out, const char *path, const sp_model_opts *opts, sp_error *err);
 void sp_model_free(sp_model *m);
 const sp_model_desc *sp_model_get_desc(const sp_model *m);
 /* Bytes of weights read per decoded token (for benchmarks). */
@@ -37,8 +36,7 @@ sp_pool *sp_model_pool(sp_model *m);
  * owns K/V. Which sequence uses which block is the caller's business (the
  * engine's block manager); the forward pass reads block tables. */
 typedef struct sp_kv sp_kv;
-sp_status sp_kv_create(sp_kv **out, const sp_model *m, int n_blocks, int block_size,
-                       sp_error *err);
+sp_status sp_kv_create(sp_kv **out, const sp_model *m, int n_blocks, int block_size, sp_error *err);
 void sp_kv_free(sp_kv *kv);
 int sp_kv_block_size(const sp_kv *kv);
 int sp_kv_n_blocks(const sp_kv *kv);

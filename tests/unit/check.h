@@ -14,7 +14,7 @@ static int check_count_;
         check_count_++;                                                                            \
         if (!(cond)) {                                                                             \
             check_failures_++;                                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
         }                                                                                          \
     } while (0)
 
@@ -29,7 +29,8 @@ static int check_count_;
         }                                                                                          \
     } while (0)
 
-#define CHECK_NEAR(a, b, tol) CHECKF(fabs((double)(a) - (double)(b)) <= (tol), "%g vs %g", (double)(a), (double)(b))
+#define CHECK_NEAR(a, b, tol)                                                                      \
+    CHECKF(fabs((double)(a) - (double)(b)) <= (tol), "%g vs %g", (double)(a), (double)(b))
 
 static inline int check_summary(const char *name) {
     fprintf(stderr, "%s: %d checks, %d failed\n", name, check_count_, check_failures_);

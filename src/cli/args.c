@@ -1,0 +1,92 @@
+#include "cli/args.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *arg_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "spindle %s: option %s needs a value\n", argv[0], argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "spindle %s: %s expects an integer in [%ld, %ld], got '%s'\n", cmd, flag,
+                lo, hi, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int arg_ids(const char *cmd, const char *s, int32_t **ids, size_t *n) {
+    size_t cap = 16, k = 0;
+    int32_t *a = malloc(cap * sizeof *a);
+    const char *p = s;
+    while (a && *p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+            fprintf(stderr, "spindle %s: --tokens expects comma-separated ids, bad at '%s'\n", cmd,
+                    p);
+            free(a);
+            return 0;
+        }
+        if (k == cap) {
+            int32_t *b = realloc(a, (cap *= 2) * sizeof *a);
+            if (!b) break;
+            a = b;
+        }
+        a[k++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!a || k == 0) {
+        fprintf(stderr, "spindle %s: --tokens needs at least one id\n", cmd);
+        free(a);
+        return 0;
+    }
+    *ids = a;
+    *n = k;
+    return 1;
+}
+
+int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts *o) {
+    const char *f = argv[*i];
+    if (!strcmp(f, "--mmap")) {
+        o->use_mmap = 1;
+        return 1;
+    }
+    if (!strcmp(f, "--longrope-long")) {
+        o->longrope_always_long = 1;
+        return 1;
+    }
+    if (!strcmp(f, "--precision")) {
+        const char *v = arg_value(argc, argv, i);
+        if (!v) return -1;
+        if (!strcmp(v, "f32"))
+            o->precision = SP_PREC_F32;
+        else if (!strcmp(v, "fast"))
+            o->precision = SP_PREC_FAST;
+        else {
+            fprintf(stderr, "spindle %s: --precision must be f32 or fast, got '%s'\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(f, "--threads")) {
+        const char *v = arg_value(argc, argv, i);
+        long n;
+        if (!v || !arg_int(cmd, f, v, 1, 1024, &n)) return -1;
+        o->n_threads = (int)n;
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* Small helpers shared by the subcommands: flag values, id lists, model
+ * options. Usage errors print one line and make the command exit 2. */
+#ifndef SP_CLI_ARGS_H
+#define SP_CLI_ARGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+/* Returns argv[*i + 1] and advances *i, or NULL (after printing a usage
+ * error) when the flag has no value. */
+const char *arg_value(int argc, char **argv, int *i);
+/* Parses "1,2,3" into a malloc'd array; 0 on error (message printed). */
+int arg_ids(const char *cmd, const char *s, int32_t **ids, size_t *n);
+/* Parses a non-negative integer flag value; 0 on error. */
+int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+/* Handles the model options shared by commands (--precision, --threads,
+ * --mmap, --longrope-long). Returns 1 if argv[*i] was one of them, -1 on a
+ * bad value, 0 if not a model option. */
+int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts *o);
+
+#define MODEL_OPTS_HELP                                                                            \
+    "  --precision f32|fast  f32: exact reference arithmetic (default fast)\n"                     \
+    "  --threads N           compute threads (default: all cores)\n"                               \
+    "  --mmap                serve weights from the file mapping instead of memory\n"
+
+#endif

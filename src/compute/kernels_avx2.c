@@ -1,0 +1,290 @@
+/* AVX2 + FMA + F16C kernels (8 f32 lanes). Built with -mavx2 -mfma -mf16c;
+ * only ever called after ops.c has checked CPUID. Loop tails use masked
+ * loads/stores so every element goes through the same vector arithmetic. */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "compute/kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __m256i tail_mask(int rem) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INLINE float hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* e^x, Cephes-style: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial in r,
+ * then scale by 2^n through the exponent bits. About 1-2 ulp. Inputs are
+ * clamped to the finite range (exp(-87.3) ~ 1e-38 stands in for 0). */
+INLINE __m256 exp256(__m256 x) {
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365447504019f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* tanh: odd Taylor polynomial below |x| = 0.25 (where 1 - e^-2x would lose
+ * relative precision), (1 - e)/(1 + e) with e = e^-2|x| above. */
+INLINE __m256 tanh256(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 a = _mm256_andnot_ps(sign, x);
+    __m256 e = exp256(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)));
+    __m256 one = _mm256_set1_ps(1.0f);
+    __m256 big = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+    __m256 a2 = _mm256_mul_ps(a, a);
+    __m256 p = _mm256_set1_ps(-1382.0f / 155925.0f);
+    p = _mm256_fmadd_ps(p, a2, _mm256_set1_ps(62.0f / 2835.0f));
+    p = _mm256_fmadd_ps(p, a2, _mm256_set1_ps(-17.0f / 315.0f));
+    p = _mm256_fmadd_ps(p, a2, _mm256_set1_ps(2.0f / 15.0f));
+    p = _mm256_fmadd_ps(p, a2, _mm256_set1_ps(-1.0f / 3.0f));
+    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, a2), a, a);
+    __m256 t = _mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.25f), _CMP_LT_OQ));
+    return _mm256_or_ps(t, _mm256_and_ps(x, sign));
+}
+
+static float dot_f32(const float *a, const float *b, int n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i < n; i += 8) {
+        __m256i m = tail_mask(n - i);
+        s0 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s0);
+    }
+    return hsum(_mm256_add_ps(s0, s1));
+}
+
+static void axpy(float *y, float a, const float *x, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_fmadd_ps(av, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m));
+        _mm256_maskstore_ps(y + i, m, v);
+    }
+}
+
+static void scale(float *y, float a, int n) {
+    __m256 av = _mm256_set1_ps(a);
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = tail_mask(n - i);
+        _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(av, _mm256_maskload_ps(y + i, m)));
+    }
+}
+
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps, int one_plus) {
+    __m256 s = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        __m256 v = _mm256_maskload_ps(x + i, tail_mask(n - i));
+        s = _mm256_fmadd_ps(v, v, s);
+    }
+    __m256 r = _mm256_set1_ps(1.0f / sqrtf(hsum(s) / (float)n + eps));
+    __m256 one = _mm256_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, m), r);
+        if (w) {
+            __m256 wv = _mm256_maskload_ps(w + i, m);
+            v = _mm256_mul_ps(v, one_plus ? _mm256_add_ps(one, wv) : wv);
+        }
+        _mm256_maskstore_ps(y + i, m, v);
+    }
+}
+
+/* Half-split pairs are contiguous in both halves: 8 pairs per vector. The
+ * interleaved layout is a small fraction of the step; it stays scalar. */
+static void rope(float *x, int n_heads, int head_dim, int rot_dim, int n_pairs, const float *cos,
+                 const float *sin, int interleaved) {
+    if (interleaved) {
+        sp_kernels_scalar.rope(x, n_heads, head_dim, rot_dim, n_pairs, cos, sin, 1);
+        return;
+    }
+    int half = rot_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < n_pairs; i += 8) {
+            __m256i m = tail_mask(n_pairs - i);
+            __m256 a = _mm256_maskload_ps(v + i, m), b = _mm256_maskload_ps(v + i + half, m);
+            __m256 c = _mm256_maskload_ps(cos + i, m), s = _mm256_maskload_ps(sin + i, m);
+            _mm256_maskstore_ps(v + i, m, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+            _mm256_maskstore_ps(v + i + half, m, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+        }
+    }
+}
+
+static void softmax(float *x, int n) {
+    if (n <= 0) return;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_blendv_ps(mv, _mm256_maskload_ps(x + i, m), _mm256_castsi256_ps(m));
+        mv = _mm256_max_ps(mv, v);
+    }
+    __m256 mx = _mm256_set1_ps(hmax(mv)), s = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = tail_mask(n - i);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), mx));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+        _mm256_maskstore_ps(x + i, m, e);
+        s = _mm256_add_ps(s, e);
+    }
+    scale(x, 1.0f / hsum(s), n);
+}
+
+static void silu_mul(float *g, const float *u, int n) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = tail_mask(n - i);
+        __m256 x = _mm256_maskload_ps(g + i, m);
+        __m256 d = _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x)));
+        _mm256_maskstore_ps(g + i, m,
+                            _mm256_mul_ps(_mm256_div_ps(x, d), _mm256_maskload_ps(u + i, m)));
+    }
+}
+
+static void gelu_tanh_mul(float *g, const float *u, int n) {
+    const __m256 k = _mm256_set1_ps(0.7978845608028654f), c = _mm256_set1_ps(0.044715f);
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = tail_mask(n - i);
+        __m256 x = _mm256_maskload_ps(g + i, m);
+        __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+        __m256 t = tanh256(_mm256_mul_ps(k, _mm256_fmadd_ps(c, x3, x)));
+        __m256 y = _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, t));
+        _mm256_maskstore_ps(g + i, m, _mm256_mul_ps(y, _mm256_maskload_ps(u + i, m)));
+    }
+}
+
+static void softcap(float *x, int n, float cap) {
+    __m256 c = _mm256_set1_ps(cap), ic = _mm256_set1_ps(1.0f / cap);
+    for (int i = 0; i < n; i += 8) {
+        __m256i m = tail_mask(n - i);
+        __m256 v = _mm256_maskload_ps(x + i, m);
+        _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(c, tanh256(_mm256_mul_ps(v, ic))));
+    }
+}
+
+/* ---- GEMM: register tiles of R weight rows x C tokens ---------------------- */
+
+INLINE __m256 load_w8(sp_dtype wt, const char *row, int k) {
+    if (wt == SP_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)k)));
+    if (wt == SP_BF16) {
+        __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * (size_t)k)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+    }
+    return _mm256_loadu_ps((const float *)row + k);
+}
+
+INLINE float load_w1(sp_dtype wt, const char *row, int k) {
+    if (wt == SP_F16) return _cvtsh_ss(((const uint16_t *)row)[k]);
+    if (wt == SP_BF16) return sp_bf16_to_f32(((const uint16_t *)row)[k]);
+    return ((const float *)row)[k];
+}
+
+/* One R x C tile over n values; R, C and wt are compile-time constants at
+ * every call site so the accumulators live in registers. */
+INLINE void tile(sp_dtype wt, int R, int C, int n, const char *w, size_t ws, const float *x,
+                 size_t xs, float *y, size_t ys) {
+    __m256 acc[4][3];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) acc[r][c] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 xv[3];
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) xv[c] = _mm256_loadu_ps(x + c * xs + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m256 wv = load_w8(wt, w + r * ws, k);
+#pragma GCC unroll 3
+            for (int c = 0; c < C; c++) acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) {
+            float s = hsum(acc[r][c]);
+            for (int j = k; j < n; j++) s += load_w1(wt, w + r * ws, j) * x[c * xs + j];
+            y[c * ys + r] += s;
+        }
+}
+
+#define GEMM_FOR_TYPE(NAME, WT)                                                                    \
+    static void NAME(int rows, int toks, int n, const char *w, size_t ws, const float *x,          \
+                     size_t xs, float *y, size_t ys) {                                             \
+        int r = 0;                                                                                 \
+        for (; r + 4 <= rows; r += 4) {                                                            \
+            const char *wr = w + r * ws;                                                           \
+            int t = 0;                                                                             \
+            for (; t + 3 <= toks; t += 3)                                                          \
+                tile(WT, 4, 3, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                     \
+            if (toks - t == 2) tile(WT, 4, 2, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);      \
+            if (toks - t == 1) tile(WT, 4, 1, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);      \
+        }                                                                                          \
+        for (; r < rows; r++) {                                                                    \
+            const char *wr = w + r * ws;                                                           \
+            int t = 0;                                                                             \
+            for (; t + 3 <= toks; t += 3)                                                          \
+                tile(WT, 1, 3, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                     \
+            if (toks - t == 2) tile(WT, 1, 2, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);      \
+            if (toks - t == 1) tile(WT, 1, 1, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);      \
+        }                                                                                          \
+    }
+
+GEMM_FOR_TYPE(gemm_f32, SP_F32)
+GEMM_FOR_TYPE(gemm_f16, SP_F16)
+GEMM_FOR_TYPE(gemm_bf16, SP_BF16)
+
+static void gemm(sp_dtype wt, int rows, int toks, int n, const void *w, size_t w_stride,
+                 const float *x, size_t x_stride, float *y, size_t y_stride) {
+    if (wt == SP_F16)
+        gemm_f16(rows, toks, n, w, w_stride, x, x_stride, y, y_stride);
+    else if (wt == SP_BF16)
+        gemm_bf16(rows, toks, n, w, w_stride, x, x_stride, y, y_stride);
+    else
+        gemm_f32(rows, toks, n, w, w_stride, x, x_stride, y, y_stride);
+}
+
+const sp_kernel_table sp_kernels_avx2 = {
+    .dot_f32 = dot_f32,
+    .axpy = axpy,
+    .scale = scale,
+    .rmsnorm = rmsnorm,
+    .rope = rope,
+    .softmax = softmax,
+    .silu_mul = silu_mul,
+    .gelu_tanh_mul = gelu_tanh_mul,
+    .softcap = softcap,
+    .gemm = gemm,
+};

@@ -1,0 +1,267 @@
+/* AVX-512 (F/BW/VL/DQ) kernels, 16 f32 lanes. Same algorithms as
+ * kernels_avx2.c; loop tails use opmask loads/stores. Only called after
+ * ops.c has checked CPUID and XCR0. */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "compute/kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __mmask16 tail_mask(int rem) {
+    return rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1);
+}
+
+/* e^x: same reduction and polynomial as exp256; 2^n applied with scalef. */
+INLINE __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f));
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3365447504019f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+INLINE __m512 tanh512(__m512 x) {
+    __m512 a = _mm512_abs_ps(x);
+    __m512 e = exp512(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
+    __m512 one = _mm512_set1_ps(1.0f);
+    __m512 big = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+    __m512 a2 = _mm512_mul_ps(a, a);
+    __m512 p = _mm512_set1_ps(-1382.0f / 155925.0f);
+    p = _mm512_fmadd_ps(p, a2, _mm512_set1_ps(62.0f / 2835.0f));
+    p = _mm512_fmadd_ps(p, a2, _mm512_set1_ps(-17.0f / 315.0f));
+    p = _mm512_fmadd_ps(p, a2, _mm512_set1_ps(2.0f / 15.0f));
+    p = _mm512_fmadd_ps(p, a2, _mm512_set1_ps(-1.0f / 3.0f));
+    __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, a2), a, a);
+    __mmask16 lt = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.25f), _CMP_LT_OQ);
+    __m512 t = _mm512_mask_blend_ps(lt, big, small);
+    __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t), sign));
+}
+
+static float dot_f32(const float *a, const float *b, int n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void axpy(float *y, float a, const float *x, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 v =
+            _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
+static void scale(float *y, float a, int n) {
+    __m512 av = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(av, _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+static void rmsnorm(float *y, const float *x, const float *w, int n, float eps, int one_plus) {
+    __m512 s = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
+        s = _mm512_fmadd_ps(v, v, s);
+    }
+    __m512 r = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(s) / (float)n + eps));
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), r);
+        if (w) {
+            __m512 wv = _mm512_maskz_loadu_ps(m, w + i);
+            v = _mm512_mul_ps(v, one_plus ? _mm512_add_ps(one, wv) : wv);
+        }
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
+static void rope(float *x, int n_heads, int head_dim, int rot_dim, int n_pairs, const float *cos,
+                 const float *sin, int interleaved) {
+    if (interleaved) {
+        sp_kernels_scalar.rope(x, n_heads, head_dim, rot_dim, n_pairs, cos, sin, 1);
+        return;
+    }
+    int half = rot_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < n_pairs; i += 16) {
+            __mmask16 m = tail_mask(n_pairs - i);
+            __m512 a = _mm512_maskz_loadu_ps(m, v + i), b = _mm512_maskz_loadu_ps(m, v + i + half);
+            __m512 c = _mm512_maskz_loadu_ps(m, cos + i), s = _mm512_maskz_loadu_ps(m, sin + i);
+            _mm512_mask_storeu_ps(v + i, m, _mm512_fmsub_ps(a, c, _mm512_mul_ps(b, s)));
+            _mm512_mask_storeu_ps(v + i + half, m, _mm512_fmadd_ps(a, s, _mm512_mul_ps(b, c)));
+        }
+    }
+}
+
+static void softmax(float *x, int n) {
+    if (n <= 0) return;
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 16)
+        mv = _mm512_mask_max_ps(mv, tail_mask(n - i), mv,
+                                _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(mv)), s = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 e =
+            _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mx)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s = _mm512_add_ps(s, e);
+    }
+    scale(x, 1.0f / _mm512_reduce_add_ps(s), n);
+}
+
+static void silu_mul(float *g, const float *u, int n) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+        __m512 d = _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+        _mm512_mask_storeu_ps(g + i, m,
+                              _mm512_mul_ps(_mm512_div_ps(x, d), _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+static void gelu_tanh_mul(float *g, const float *u, int n) {
+    const __m512 k = _mm512_set1_ps(0.7978845608028654f), c = _mm512_set1_ps(0.044715f);
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+        __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+        __m512 t = tanh512(_mm512_mul_ps(k, _mm512_fmadd_ps(c, x3, x)));
+        __m512 y = _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, t));
+        _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(y, _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+static void softcap(float *x, int n, float cap) {
+    __m512 c = _mm512_set1_ps(cap), ic = _mm512_set1_ps(1.0f / cap);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(c, tanh512(_mm512_mul_ps(v, ic))));
+    }
+}
+
+/* ---- GEMM: register tiles of R weight rows x C tokens ---------------------- */
+
+INLINE __m512 load_w16(sp_dtype wt, const char *row, int k, __mmask16 m) {
+    if (wt == SP_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * (size_t)k));
+    if (wt == SP_BF16) {
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * (size_t)k));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+    }
+    return _mm512_maskz_loadu_ps(m, (const float *)row + k);
+}
+
+INLINE void tile(sp_dtype wt, int R, int C, int n, const char *w, size_t ws, const float *x,
+                 size_t xs, float *y, size_t ys) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int k = 0; k < n; k += 16) {
+        __mmask16 m = tail_mask(n - k);
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) xv[c] = _mm512_maskz_loadu_ps(m, x + c * xs + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 wv = load_w16(wt, w + r * ws, k, m);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) y[c * ys + r] += _mm512_reduce_add_ps(acc[r][c]);
+}
+
+#define TILE_TOKENS(WT, R)                                                                         \
+    do {                                                                                           \
+        int t = 0;                                                                                 \
+        for (; t + 4 <= toks; t += 4)                                                              \
+            tile(WT, R, 4, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                         \
+        switch (toks - t) {                                                                        \
+        case 3:                                                                                    \
+            tile(WT, R, 3, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                         \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            tile(WT, R, 2, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                         \
+            break;                                                                                 \
+        case 1:                                                                                    \
+            tile(WT, R, 1, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                         \
+            break;                                                                                 \
+        default:                                                                                   \
+            break;                                                                                 \
+        }                                                                                          \
+    } while (0)
+
+#define GEMM_FOR_TYPE(NAME, WT)                                                                    \
+    static void NAME(int rows, int toks, int n, const char *w, size_t ws, const float *x,          \
+                     size_t xs, float *y, size_t ys) {                                             \
+        int r = 0;                                                                                 \
+        for (; r + 4 <= rows; r += 4) {                                                            \
+            const char *wr = w + r * ws;                                                           \
+            TILE_TOKENS(WT, 4);                                                                    \
+        }                                                                                          \
+        for (; r < rows; r++) {                                                                    \
+            const char *wr = w + r * ws;                                                           \
+            TILE_TOKENS(WT, 1);                                                                    \
+        }                                                                                          \
+    }
+
+GEMM_FOR_TYPE(gemm_f32, SP_F32)
+GEMM_FOR_TYPE(gemm_f16, SP_F16)
+GEMM_FOR_TYPE(gemm_bf16, SP_BF16)
+
+static void gemm(sp_dtype wt, int rows, int toks, int n, const void *w, size_t w_stride,
+                 const float *x, size_t x_stride, float *y, size_t y_stride) {
+    if (wt == SP_F16)
+        gemm_f16(rows, toks, n, w, w_stride, x, x_stride, y, y_stride);
+    else if (wt == SP_BF16)
+        gemm_bf16(rows, toks, n, w, w_stride, x, x_stride, y, y_stride);
+    else
+        gemm_f32(rows, toks, n, w, w_stride, x, x_stride, y, y_stride);
+}
+
+const sp_kernel_table sp_kernels_avx512 = {
+    .dot_f32 = dot_f32,
+    .axpy = axpy,
+    .scale = scale,
+    .rmsnorm = rmsnorm,
+    .rope = rope,
+    .softmax = softmax,
+    .silu_mul = silu_mul,
+    .gelu_tanh_mul = gelu_tanh_mul,
+    .softcap = softcap,
+    .gemm = gemm,
+};

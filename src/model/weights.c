@@ -1,0 +1,96 @@
+#include "model/weights.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+
+void *sp_weights_alloc(sp_weights *w, size_t bytes) {
+    if (w->n_owned == w->cap_owned) {
+        int cap = w->cap_owned ? w->cap_owned * 2 : 64;
+        void **p = realloc(w->owned, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        w->owned = p;
+        w->cap_owned = cap;
+    }
+    void *buf = sp_aligned_alloc(bytes);
+    if (buf) w->owned[w->n_owned++] = buf;
+    return buf;
+}
+
+void sp_weights_free(sp_weights *w) {
+    for (int i = 0; i < w->n_owned; i++) sp_aligned_free(w->owned[i]);
+    free(w->owned);
+    w->owned = NULL;
+    w->n_owned = w->cap_owned = 0;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+static sp_status check_shape(const sp_weights *w, const char *name, const sp_src_tensor *t,
+                             int ndim, const int64_t *shape, sp_error *err) {
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = shape[i] == SP_ANY || shape[i] == t->shape[i];
+    if (ok) return SP_OK;
+    char got[128], want[128];
+    shape_str(got, sizeof got, t->ndim, t->shape);
+    shape_str(want, sizeof want, ndim, shape);
+    for (char *p = want; (p = strstr(p, "-1")) != NULL;) memcpy(p, " *", 2);
+    return sp_fail(err, SP_EFORMAT, "%s: tensor %s has shape %s, config.json implies %s", w->file,
+                   name, got, want);
+}
+
+sp_status sp_weights_get(sp_weights *w, const char *name, int required, int ndim,
+                         const int64_t *shape, sp_tensor *out, sp_error *err) {
+    memset(out, 0, sizeof *out);
+    sp_src_tensor t;
+    sp_status s = w->lookup(w->src, name, &t, err);
+    if (s == SP_ENOTFOUND && !required) return SP_OK;
+    if (s == SP_ENOTFOUND)
+        return sp_fail(err, SP_ENOTFOUND, "%s: tensor %s is missing", w->file, name);
+    if (s != SP_OK) return s;
+    SP_TRY(check_shape(w, name, &t, ndim, shape, err));
+    if (!sp_dtype_is_weight(t.dtype))
+        return sp_fail(err, SP_EUNSUPPORTED, "%s: tensor %s has dtype %s, not a weight type",
+                       w->file, name, sp_dtype_name(t.dtype));
+    out->dtype = t.dtype;
+    out->ndim = t.ndim;
+    memcpy(out->shape, t.shape, sizeof out->shape);
+    out->nbytes = t.nbytes;
+    if (w->use_mmap) {
+        out->data = (void *)t.data;
+    } else {
+        out->data = sp_weights_alloc(w, t.nbytes);
+        if (!out->data)
+            return sp_fail(err, SP_ENOMEM, "%s: no memory for tensor %s", w->file, name);
+        memcpy(out->data, t.data, t.nbytes);
+    }
+    w->bytes += t.nbytes;
+    return SP_OK;
+}
+
+sp_status sp_weights_get_f32(sp_weights *w, const char *name, int required, int ndim,
+                             const int64_t *shape, int add_one, sp_tensor *out, sp_error *err) {
+    int keep = w->use_mmap;
+    w->use_mmap = 1; /* view first: the f32 copy below is the resident one */
+    sp_status s = sp_weights_get(w, name, required, ndim, shape, out, err);
+    w->use_mmap = keep;
+    if (s != SP_OK || !out->data) return s;
+    int64_t n = sp_tensor_numel(out);
+    float *f = sp_weights_alloc(w, (size_t)n * sizeof(float));
+    if (!f) return sp_fail(err, SP_ENOMEM, "%s: no memory for tensor %s", w->file, name);
+    sp_dequantize_row(out->dtype, out->data, f, n);
+    if (add_one)
+        for (int64_t i = 0; i < n; i++) f[i] += 1.0f;
+    w->bytes += (uint64_t)n * sizeof(float) - out->nbytes;
+    out->dtype = SP_F32;
+    out->data = f;
+    out->nbytes = (size_t)n * sizeof(float);
+    return SP_OK;
+}
