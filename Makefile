@@ -1,30 +1,57 @@
-# Newcomer commands:  make run   (build + serve a model)   make test   (build + all tests)
+# Newcomer commands:
+#   make run    build and serve a model (MODEL=path, ARGS="--port 8001 ...")
+#   make test   build and run every suite: format check, unit + conformance +
+#               CLI tests, end-to-end tests with the openai client, and the
+#               same under AddressSanitizer+UBSan and ThreadSanitizer
 BUILD    ?= build/release
 JOBS     ?= $(shell nproc)
-MODEL    ?= ../shared/models/stories260K.gguf
+SHARED   ?= $(abspath ../shared)
+MODEL    ?= $(SHARED)/models/stories260K.gguf
 ARGS     ?=
 CMAKE_FLAGS ?=
+TOKENIZERS = $(abspath build/tokenizers)
 
-.PHONY: all build run test unit bench format format-check clean
+.PHONY: all build run test unit e2e asan tsan tokenizers bench format format-check clean
 
 all: build
 
 build:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DSP_SHARED_DIR=$(SHARED) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
 	$(BUILD)/spindle serve --model $(MODEL) $(ARGS)
 
-unit: build
+tokenizers:
+	@bash scripts/fetch-tokenizers.sh $(TOKENIZERS)
+
+unit: build tokenizers
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-test: format-check unit
+e2e: build
+	bash tests/e2e/run.sh $(BUILD)/spindle $(SHARED) $(BUILD)
+
+# Sanitizer builds live in their own build directories.
+asan: tokenizers
+	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DSP_SANITIZE=address -DSP_SHARED_DIR=$(SHARED) >/dev/null
+	@cmake --build build/asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir build/asan --output-on-failure -j $(JOBS)
+
+tsan: tokenizers
+	@cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSP_SANITIZE=thread -DSP_SHARED_DIR=$(SHARED) >/dev/null
+	@cmake --build build/tsan -j $(JOBS)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --test-dir build/tsan --output-on-failure -L concurrency
+	TSAN_OPTIONS="halt_on_error=1" bash tests/e2e/run.sh build/tsan/spindle $(SHARED) build/tsan \
+	  tests/e2e/concurrency.test.mjs
+
+test: format-check unit e2e
 
 bench: build
 	$(BUILD)/spindle bench --model $(MODEL) $(ARGS)
 
-FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+FORMAT_FILES = $(wildcard $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null))
 
 format:
 	clang-format -i $(FORMAT_FILES)

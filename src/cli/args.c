@@ -81,6 +81,19 @@ int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts 
         }
         return 1;
     }
+    if (!strcmp(f, "--quantize")) {
+        const char *v = arg_value(argc, argv, i);
+        if (!v) return -1;
+        if (!strcmp(v, "q8_0"))
+            o->quantize = SP_Q8_0;
+        else if (!strcmp(v, "q4_k"))
+            o->quantize = SP_Q4_K;
+        else {
+            fprintf(stderr, "spindle %s: --quantize must be q8_0 or q4_k, got '%s'\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    }
     if (!strcmp(f, "--threads")) {
         const char *v = arg_value(argc, argv, i);
         long n;

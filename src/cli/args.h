@@ -23,6 +23,7 @@ int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts 
 #define MODEL_OPTS_HELP                                                                            \
     "  --precision f32|fast  f32: exact reference arithmetic (default fast)\n"                     \
     "  --threads N           compute threads (default: all cores)\n"                               \
-    "  --mmap                serve weights from the file mapping instead of memory\n"
+    "  --mmap                serve weights from the file mapping instead of memory\n"              \
+    "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"
 
 #endif

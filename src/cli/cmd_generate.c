@@ -1,30 +1,49 @@
 /* spindle generate --model P --tokens 1,2,3 -n N
  * Greedy decoding; prints the new ids as a JSON array (DESIGN.md section 5).
- * --prompt TEXT tokenizes with the model's tokenizer and prints text. */
+ * --prompt TEXT tokenizes with the model's tokenizer (adding BOS as the
+ * tokenizer says), stops at an end-of-sequence id and prints the generated
+ * text; --chat renders the prompt as one user turn through the chat
+ * template first. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat/template.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "model/seq.h"
+#include "tokenizer/tokenizer.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: spindle generate --model PATH --tokens 1,2,3 [-n N] [options]\n"
-               "  -n N                  tokens to generate (default 16)\n" MODEL_OPTS_HELP);
+    fprintf(
+        f, "usage: spindle generate --model PATH (--tokens 1,2,3 | --prompt TEXT [--chat]) "
+           "[-n N] [options]\n"
+           "  -n N                  tokens to generate (default 16)\n"
+           "  --prompt TEXT         tokenize TEXT and print the generated text\n"
+           "  --chat                apply the model's chat template to --prompt\n" MODEL_OPTS_HELP);
 }
 
-/* Greedy: feeds the prompt, then each chosen id, n times. */
-static sp_status greedy(sp_model *m, const int32_t *prompt, int np, int n, int32_t *out,
-                        sp_error *err) {
+static int is_eos(const sp_model_desc *d, int32_t id) {
+    for (int i = 0; i < d->n_eos; i++)
+        if (d->eos_ids[i] == id) return 1;
+    return 0;
+}
+
+/* Greedy: feeds the prompt, then each chosen id, n times (*n_out of them;
+ * fewer when stop_at_eos meets an end-of-sequence id). */
+static sp_status greedy(sp_model *m, const int32_t *prompt, int np, int n, int stop_at_eos,
+                        int32_t *out, int *n_out, sp_error *err) {
     int V = sp_model_get_desc(m)->vocab;
     float *logits = malloc((size_t)V * sizeof(float));
     sp_seq seq;
     if (!logits) return sp_fail(err, SP_ENOMEM, "logits");
     sp_status s = sp_seq_init(&seq, m, np + n, err);
     if (s == SP_OK) s = sp_seq_feed(&seq, m, prompt, np, SP_LOGITS_LAST, logits, err);
+    *n_out = 0;
     for (int i = 0; s == SP_OK && i < n; i++) {
         out[i] = sp_argmax(logits, V);
+        if (stop_at_eos && is_eos(sp_model_get_desc(m), out[i])) break;
+        *n_out = i + 1;
         if (i + 1 < n) s = sp_seq_feed(&seq, m, &out[i], 1, SP_LOGITS_LAST, logits, err);
     }
     if (seq.kv) sp_seq_free(&seq);
@@ -32,8 +51,65 @@ static sp_status greedy(sp_model *m, const int32_t *prompt, int np, int n, int32
     return s;
 }
 
+/* Renders text as a single user turn with the tokenizer's chat template. */
+static sp_status render_chat(const sp_tokenizer *tok, const char *text, char **out, sp_error *err) {
+    const char *src = sp_tokenizer_chat_template(tok);
+    if (!src) return sp_fail(err, SP_ENOTFOUND, "--chat: the model has no chat template");
+    sp_template *t;
+    SP_TRY(sp_template_parse(&t, src, err));
+    const char *bos = sp_tokenizer_bos_token(tok), *eos = sp_tokenizer_eos_token(tok);
+    json_t *ctx = json_pack("{s:[{s:s, s:s}], s:b, s:s, s:s}", "messages", "role", "user",
+                            "content", text, "add_generation_prompt", 1, "bos_token",
+                            bos ? bos : "", "eos_token", eos ? eos : "");
+    sp_status s = ctx ? sp_template_render(t, ctx, out, err) : sp_fail(err, SP_ENOMEM, "chat");
+    json_decref(ctx);
+    sp_template_free(t);
+    return s;
+}
+
+/* --prompt: text in, text out. */
+static sp_status generate_text(sp_model *m, const char *path, const char *prompt, int chat, int n,
+                               sp_error *err) {
+    sp_tokenizer *tok;
+    SP_TRY(sp_tokenizer_load(&tok, path, err));
+    char *text = NULL, *out_text = NULL;
+    int32_t *ids = NULL, *out = malloc(((size_t)n + 1) * sizeof(int32_t));
+    size_t nid = 0, len = 0;
+    int n_out = 0;
+    sp_status s = out ? SP_OK : sp_fail(err, SP_ENOMEM, "generate");
+    if (s == SP_OK && chat) s = render_chat(tok, prompt, &text, err);
+    /* a rendered template carries its own special tokens */
+    if (s == SP_OK)
+        s = sp_tokenizer_encode(tok, chat ? text : prompt, strlen(chat ? text : prompt), !chat, 1,
+                                &ids, &nid, err);
+    if (s == SP_OK) s = greedy(m, ids, (int)nid, n, 1, out, &n_out, err);
+    if (s == SP_OK) s = sp_tokenizer_decode(tok, out, (size_t)n_out, 1, &out_text, &len, err);
+    if (s == SP_OK) printf("%s\n", out_text);
+    free(out_text);
+    free(text);
+    free(ids);
+    free(out);
+    sp_tokenizer_free(tok);
+    return s;
+}
+
+static sp_status generate_ids(sp_model *m, const int32_t *ids, int np, int n, sp_error *err) {
+    int32_t *out = malloc(((size_t)n + 1) * sizeof(int32_t));
+    int n_out = 0;
+    if (!out) return sp_fail(err, SP_ENOMEM, "generate");
+    sp_status s = greedy(m, ids, np, n, 0, out, &n_out, err);
+    if (s == SP_OK) {
+        printf("[");
+        for (int i = 0; i < n_out; i++) printf(i ? ", %d" : "%d", out[i]);
+        printf("]\n");
+    }
+    free(out);
+    return s;
+}
+
 int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *toks = NULL, *count = "16";
+    const char *model = NULL, *toks = NULL, *prompt = NULL, *count = "16";
+    int chat = 0;
     sp_model_opts o;
     sp_model_opts_default(&o);
     for (int i = 1; i < argc; i++) {
@@ -42,10 +118,16 @@ int cmd_generate(int argc, char **argv) {
         if (r) continue;
         const char *a = argv[i], **dst = NULL;
         if (!strcmp(a, "--help")) return usage(stdout), 0;
+        if (!strcmp(a, "--chat")) {
+            chat = 1;
+            continue;
+        }
         if (!strcmp(a, "--model"))
             dst = &model;
         else if (!strcmp(a, "--tokens"))
             dst = &toks;
+        else if (!strcmp(a, "--prompt"))
+            dst = &prompt;
         else if (!strcmp(a, "-n"))
             dst = &count;
         if (!dst) {
@@ -56,29 +138,23 @@ int cmd_generate(int argc, char **argv) {
         if (!(*dst = arg_value(argc, argv, &i))) return 2;
     }
     long n;
-    if (!model || !toks) {
-        fprintf(stderr, "spindle generate: --model and --tokens are required\n");
+    if (!model || !toks == !prompt || (chat && !prompt)) {
+        fprintf(stderr, "spindle generate: --model and one of --tokens or --prompt are required\n");
         usage(stderr);
         return 2;
     }
     if (!arg_int(argv[0], "-n", count, 0, 1 << 20, &n)) return 2;
-    int32_t *ids, *out = malloc(((size_t)n + 1) * sizeof(int32_t));
-    size_t np;
-    if (!out || !arg_ids(argv[0], toks, &ids, &np)) return free(out), 2;
+    int32_t *ids = NULL;
+    size_t np = 0;
+    if (toks && !arg_ids(argv[0], toks, &ids, &np)) return 2;
     sp_error err = {0};
     sp_model *m = NULL;
-    int rc = 1;
-    if (sp_model_load(&m, model, &o, &err) == SP_OK &&
-        greedy(m, ids, (int)np, (int)n, out, &err) == SP_OK) {
-        printf("[");
-        for (long i = 0; i < n; i++) printf(i ? ", %d" : "%d", out[i]);
-        printf("]\n");
-        rc = 0;
-    } else {
-        fprintf(stderr, "spindle generate: %s\n", err.msg);
-    }
+    sp_status s = sp_model_load(&m, model, &o, &err);
+    if (s == SP_OK)
+        s = prompt ? generate_text(m, model, prompt, chat, (int)n, &err)
+                   : generate_ids(m, ids, (int)np, (int)n, &err);
+    if (s != SP_OK) fprintf(stderr, "spindle generate: %s\n", err.msg);
     sp_model_free(m);
     free(ids);
-    free(out);
-    return rc;
+    return s == SP_OK ? 0 : 1;
 }

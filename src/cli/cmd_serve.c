@@ -1,9 +1,275 @@
+/* spindle serve: starts the engine thread (which loads the model) and the
+ * HTTP server, then waits for SIGINT/SIGTERM and shuts down gracefully:
+ * stop accepting, let in-flight requests finish within --grace seconds,
+ * cancel the rest, exit 0. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "base/log.h"
 #include "cli/commands.h"
+#include "server/server.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: spindle serve --model PATH [options]\n"
+               "  --host ADDR           bind address (default 127.0.0.1)\n"
+               "  --port N              port (default 8000; 0 picks a free one)\n"
+               "  --alias NAME          model id served by /v1/models (default: file/dir name)\n"
+               "  --api-key KEY         require 'Authorization: Bearer KEY' (/health stays open)\n"
+               "  --parallel N          max sequences decoded together (default 4)\n"
+               "  --ctx-size N          max tokens per sequence (default: the model's, <= 8192)\n"
+               "  --kv-memory BYTES     KV pool size, e.g. 512M (default: parallel x ctx-size)\n"
+               "  --block-size N        tokens per KV block (default 16)\n"
+               "  --prefill-chunk N     prompt tokens per engine step (default 256)\n"
+               "  --queue N             max waiting requests before 503 (default 64)\n"
+               "  --threads N           compute threads (default: all cores)\n"
+               "  --threads-http N      max concurrent HTTP connections (default 128)\n"
+               "  --precision f32|fast  activation precision (default fast)\n"
+               "  --mmap                serve weights from the file mapping\n"
+               "  --chat-template FILE  Jinja chat template overriding the model's\n"
+               "  --max-body BYTES      request body limit (default 8M)\n"
+               "  --cors [ORIGIN]       send CORS headers (default origin *)\n"
+               "  --grace SECONDS       shutdown grace period (default 10)\n"
+               "  --log-level debug|info|warn|error\n");
+}
+
+static int parse_size(const char *s, unsigned long long *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0) return -1;
+    double mul = 1;
+    switch (*end) {
+    case 'k':
+    case 'K':
+        mul = 1024.0;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mul = 1024.0 * 1024;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mul = 1024.0 * 1024 * 1024;
+        end++;
+        break;
+    default:
+        break;
+    }
+    if (*end == 'i' || *end == 'B' || *end == 'b') end++;
+    if (*end == 'B') end++;
+    if (*end) return -1;
+    *out = (unsigned long long)(v * mul);
+    return 0;
+}
+
+static int parse_int(const char *flag, const char *s, int lo, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > 1 << 30) {
+        fprintf(stderr, "spindle serve: %s expects an integer >= %d, got '%s'\n", flag, lo, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* The served model id: the last path component of the model path. */
+static char *model_id_from_path(const char *path) {
+    char *copy = strdup(path);
+    size_t n = strlen(copy);
+    while (n > 1 && copy[n - 1] == '/') copy[--n] = 0;
+    const char *slash = strrchr(copy, '/');
+    char *id = strdup(slash ? slash + 1 : copy);
+    free(copy);
+    return id;
+}
+
+typedef struct serve_args {
+    sp_engine_opts eng;
+    sp_server_opts srv;
+    int grace_s;
+} serve_args;
+
+static int parse_args(int argc, char **argv, serve_args *a) {
+    sp_engine_opts_default(&a->eng);
+    sp_server_opts_default(&a->srv);
+    a->srv.model_id = NULL;
+    a->grace_s = 10;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE()                                                                               \
+    do {                                                                                           \
+        if (!v) {                                                                                  \
+            fprintf(stderr, "spindle serve: %s needs a value\n", f);                               \
+            return -1;                                                                             \
+        }                                                                                          \
+        i++;                                                                                       \
+    } while (0)
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(f, "--model") || !strcmp(f, "-m")) {
+            NEED_VALUE();
+            a->eng.model_path = v;
+        } else if (!strcmp(f, "--host")) {
+            NEED_VALUE();
+            a->srv.host = v;
+        } else if (!strcmp(f, "--port")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 0, &a->srv.port) || a->srv.port > 65535) return -1;
+        } else if (!strcmp(f, "--alias")) {
+            NEED_VALUE();
+            a->srv.model_id = v;
+        } else if (!strcmp(f, "--api-key")) {
+            NEED_VALUE();
+            a->srv.api_key = v;
+        } else if (!strcmp(f, "--parallel")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 1, &a->eng.parallel)) return -1;
+        } else if (!strcmp(f, "--ctx-size")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 2, &a->eng.ctx_size)) return -1;
+        } else if (!strcmp(f, "--block-size")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 1, &a->eng.block_size)) return -1;
+        } else if (!strcmp(f, "--prefill-chunk")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 1, &a->eng.prefill_chunk)) return -1;
+        } else if (!strcmp(f, "--queue")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 1, &a->eng.queue_size)) return -1;
+        } else if (!strcmp(f, "--threads")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 0, &a->eng.model.n_threads)) return -1;
+        } else if (!strcmp(f, "--threads-http")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 1, &a->srv.max_connections)) return -1;
+        } else if (!strcmp(f, "--grace")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 0, &a->grace_s)) return -1;
+        } else if (!strcmp(f, "--kv-memory") || !strcmp(f, "--max-body")) {
+            NEED_VALUE();
+            unsigned long long n;
+            if (parse_size(v, &n)) {
+                fprintf(stderr, "spindle serve: %s expects a size like 512M, got '%s'\n", f, v);
+                return -1;
+            }
+            if (!strcmp(f, "--kv-memory"))
+                a->eng.kv_memory = n;
+            else
+                a->srv.max_body = (size_t)n;
+        } else if (!strcmp(f, "--precision")) {
+            NEED_VALUE();
+            if (!strcmp(v, "f32"))
+                a->eng.model.precision = SP_PREC_F32;
+            else if (!strcmp(v, "fast"))
+                a->eng.model.precision = SP_PREC_FAST;
+            else {
+                fprintf(stderr, "spindle serve: --precision must be f32 or fast\n");
+                return -1;
+            }
+        } else if (!strcmp(f, "--mmap")) {
+            a->eng.model.use_mmap = 1;
+        } else if (!strcmp(f, "--chat-template")) {
+            NEED_VALUE();
+            a->eng.chat_template_file = v;
+        } else if (!strcmp(f, "--cors")) {
+            a->srv.cors_origin = "*";
+            if (v && strncmp(v, "--", 2)) {
+                a->srv.cors_origin = v;
+                i++;
+            }
+        } else if (!strcmp(f, "--log-level")) {
+            NEED_VALUE();
+            sp_log_set_level(!strcmp(v, "debug")   ? SP_LOG_DEBUG
+                             : !strcmp(v, "warn")  ? SP_LOG_WARN
+                             : !strcmp(v, "error") ? SP_LOG_ERROR
+                                                   : SP_LOG_INFO);
+        } else {
+            fprintf(stderr, "spindle serve: unknown option '%s'\n", f);
+            usage(stderr);
+            return -1;
+        }
+#undef NEED_VALUE
+    }
+    if (!a->eng.model_path) {
+        fprintf(stderr, "spindle serve: --model is required\n");
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits for SIGINT/SIGTERM, watching the engine: a failed load ends the
+ * process with status 1. Returns the exit status. */
+static int wait_for_signal(sp_engine *e, const sigset_t *set) {
+    int announced = 0;
+    for (;;) {
+        struct timespec ts = {0, 200 * 1000000L};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM) {
+            SP_INFO("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            return 0;
+        }
+        sp_error err = {0};
+        sp_engine_state st = sp_engine_get_state(e, &err);
+        if (st == SP_ENGINE_FAILED) {
+            fprintf(stderr, "spindle serve: %s\n", err.msg);
+            return 1;
+        }
+        if (st == SP_ENGINE_READY && !announced) {
+            announced = 1;
+            SP_INFO("model ready: serving requests");
+        }
+        if (st == SP_ENGINE_STOPPED && announced == 1) {
+            announced = 2;
+            SP_ERROR("the engine thread stopped unexpectedly; /health now answers 503");
+        }
+    }
+}
 
 int cmd_serve(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "spindle %s: not built yet\n", argv[0]);
-    return 2;
+    serve_args a;
+    if (parse_args(argc, argv, &a)) return 2;
+    char *id = a.srv.model_id ? strdup(a.srv.model_id) : model_id_from_path(a.eng.model_path);
+    a.srv.model_id = id;
+
+    /* every thread started from here on inherits the blocked set: only
+     * sigtimedwait below receives the signals */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sp_error err = {0};
+    sp_engine *e = NULL;
+    if (sp_engine_start(&e, &a.eng, &err) != SP_OK) {
+        fprintf(stderr, "spindle serve: %s\n", err.msg);
+        free(id);
+        return 1;
+    }
+    sp_server *srv = NULL;
+    if (sp_server_start(&srv, &a.srv, e, &err) != SP_OK) {
+        fprintf(stderr, "spindle serve: %s\n", err.msg);
+        sp_engine_free(e);
+        free(id);
+        return 1;
+    }
+    SP_INFO("listening on http://%s:%d (model id '%s')", a.srv.host, sp_server_port(srv), id);
+    int rc = wait_for_signal(e, &set);
+    sp_server_quiesce(srv);
+    sp_engine_stop(e, a.grace_s * 1000);
+    sp_server_stop(srv);
+    sp_engine_free(e);
+    free(id);
+    SP_INFO("stopped");
+    return rc;
 }

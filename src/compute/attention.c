@@ -1,53 +1,90 @@
-/* Single-query attention over block-paged K/V with an online softmax: keys
- * are scored a chunk at a time, the running output is rescaled once per
- * chunk when the running max grows, then values are accumulated with axpy. */
+/* Single-query attention over block-paged K/V with an online softmax.
+ *
+ * Query heads that share a KV head (GQA) are processed together, up to
+ * SUBGROUP at a time, so each key and value row is read from memory once per
+ * subgroup rather than once per query head: keys are scored a chunk at a
+ * time, each head's running output is rescaled once per chunk when its
+ * running max grows, then the chunk's values are accumulated with axpy while
+ * the value row is hot in L1. Thread-safe: state lives on the stack. */
 #include <math.h>
 
 #include "compute/ops.h"
 #include "compute/ops_internal.h"
 
-#define CHUNK 64
+#define CHUNK    64
+#define SUBGROUP 8
+
+typedef struct head_state {
+    const float *q;
+    float *acc; /* the head's output row, used as the accumulator */
+    float m, l; /* running max and running sum of exp(s - m) */
+    float s[CHUNK];
+} head_state;
 
 static const float *kv_row(const float *const *blocks, const sp_attn_args *a, int t, int g) {
     return blocks[t / a->block_size] + (size_t)(t % a->block_size) * a->kv_stride +
            (size_t)g * a->head_dim;
 }
 
-static void attend_head(const sp_kernel_table *k, const sp_attn_args *a, int h, int g) {
-    const float *q = a->q + (size_t)h * a->head_dim;
-    float *acc = a->out + (size_t)h * a->head_dim;
-    float s[CHUNK];
-    float m = -INFINITY, l = 0.0f;
-    for (int i = 0; i < a->head_dim; i++) acc[i] = 0.0f;
+static float score(const sp_kernel_table *k, const sp_attn_args *a, const float *q,
+                   const float *key) {
+    float v = k->dot_f32(q, key, a->head_dim) * a->scale;
+    return a->softcap > 0.0f ? a->softcap * tanhf(v / a->softcap) : v;
+}
+
+/* Folds a chunk's max into a head's running max, rescaling what it has. */
+static void update_max(const sp_kernel_table *k, head_state *h, int n, int head_dim) {
+    float cmax = -INFINITY;
+    for (int j = 0; j < n; j++) cmax = h->s[j] > cmax ? h->s[j] : cmax;
+    if (cmax <= h->m) return;
+    if (h->m != -INFINITY) {
+        float corr = expf(h->m - cmax);
+        k->scale(h->acc, corr, head_dim);
+        h->l *= corr;
+    }
+    h->m = cmax;
+}
+
+/* Heads h0 .. h0+nh-1, all reading KV head g. */
+static void attend_subgroup(const sp_kernel_table *k, const sp_attn_args *a, int h0, int nh,
+                            int g) {
+    head_state hs[SUBGROUP];
+    for (int i = 0; i < nh; i++) {
+        hs[i].q = a->q + (size_t)(h0 + i) * a->head_dim;
+        hs[i].acc = a->out + (size_t)(h0 + i) * a->head_dim;
+        hs[i].m = -INFINITY;
+        hs[i].l = 0.0f;
+        for (int d = 0; d < a->head_dim; d++) hs[i].acc[d] = 0.0f;
+    }
     for (int t0 = a->k_begin; t0 < a->k_end; t0 += CHUNK) {
         int n = a->k_end - t0 < CHUNK ? a->k_end - t0 : CHUNK;
-        float cmax = -INFINITY;
         for (int j = 0; j < n; j++) {
-            float v = k->dot_f32(q, kv_row(a->k_blocks, a, t0 + j, g), a->head_dim) * a->scale;
-            if (a->softcap > 0.0f) v = a->softcap * tanhf(v / a->softcap);
-            s[j] = v;
-            cmax = v > cmax ? v : cmax;
+            const float *key = kv_row(a->k_blocks, a, t0 + j, g);
+            for (int i = 0; i < nh; i++) hs[i].s[j] = score(k, a, hs[i].q, key);
         }
-        if (cmax > m) {
-            if (m != -INFINITY) {
-                float corr = expf(m - cmax);
-                k->scale(acc, corr, a->head_dim);
-                l *= corr;
+        for (int i = 0; i < nh; i++) update_max(k, &hs[i], n, a->head_dim);
+        for (int j = 0; j < n; j++) {
+            const float *val = kv_row(a->v_blocks, a, t0 + j, g);
+            for (int i = 0; i < nh; i++) {
+                float p = expf(hs[i].s[j] - hs[i].m);
+                hs[i].l += p;
+                k->axpy(hs[i].acc, p, val, a->head_dim);
             }
-            m = cmax;
-        }
-        for (int j = 0; j < n; j++) {
-            float p = expf(s[j] - m);
-            l += p;
-            k->axpy(acc, p, kv_row(a->v_blocks, a, t0 + j, g), a->head_dim);
         }
     }
-    if (l > 0.0f) k->scale(acc, 1.0f / l, a->head_dim);
+    for (int i = 0; i < nh; i++)
+        if (hs[i].l > 0.0f) k->scale(hs[i].acc, 1.0f / hs[i].l, a->head_dim);
 }
 
 void sp_attention(const sp_attn_args *a) {
     const sp_kernel_table *k = sp_ops_kernels();
     int group = a->n_kv_heads > 0 ? a->n_heads / a->n_kv_heads : 1;
     if (group < 1) group = 1;
-    for (int h = 0; h < a->n_heads; h++) attend_head(k, a, h, h / group);
+    for (int g = 0; g * group < a->n_heads; g++)
+        for (int i = 0; i < group; i += SUBGROUP) {
+            int h0 = g * group + i;
+            int nh = group - i < SUBGROUP ? group - i : SUBGROUP;
+            if (h0 + nh > a->n_heads) nh = a->n_heads - h0;
+            attend_subgroup(k, a, h0, nh, g);
+        }
 }

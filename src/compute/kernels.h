@@ -5,6 +5,7 @@
 #define SP_COMPUTE_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "compute/dtype.h"
 
@@ -25,10 +26,17 @@ typedef struct sp_kernel_table {
      * tokens sweep past them. */
     void (*gemm)(sp_dtype wt, int rows, int toks, int n, const void *w, size_t w_stride,
                  const float *x, size_t x_stride, float *y, size_t y_stride);
+    /* Same contract for bf16 weights and activations already rounded to
+     * bf16 (pairs multiplied with f32 accumulation: AVX-512 BF16's
+     * vdpbf16ps); w_stride in bytes, x_stride in elements. NULL where the
+     * level has no such instruction. */
+    void (*gemm_bf16_pairs)(int rows, int toks, int n, const uint16_t *w, size_t w_stride,
+                            const uint16_t *x, size_t x_stride, float *y, size_t y_stride);
 } sp_kernel_table;
 
 extern const sp_kernel_table sp_kernels_scalar;
 extern const sp_kernel_table sp_kernels_avx2;
 extern const sp_kernel_table sp_kernels_avx512;
+extern const sp_kernel_table sp_kernels_avx512_bf16; /* avx512 + gemm_bf16_pairs */
 
 #endif

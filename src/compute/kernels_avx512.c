@@ -253,6 +253,90 @@ static void gemm(sp_dtype wt, int rows, int toks, int n, const void *w, size_t w
         gemm_f32(rows, toks, n, w, w_stride, x, x_stride, y, y_stride);
 }
 
+/* ---- bf16 x bf16 pairs (AVX512_BF16): 32 products per instruction ------- */
+
+INLINE __m512 dp_bf16(__m512 acc, __m512i w, __m512i x) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)w, (__m512bh)x);
+}
+
+INLINE __mmask32 tail_mask32(int rem) {
+    return rem >= 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << rem) - 1);
+}
+
+INLINE void tile_bf16_pairs(int R, int C, int n, const uint16_t *w, size_t ws, const uint16_t *x,
+                            size_t xs, float *y, size_t ys) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int k = 0; k < n; k += 32) {
+        __mmask32 m = tail_mask32(n - k); /* a masked lane is a zero product */
+        __m512i xv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) xv[c] = _mm512_maskz_loadu_epi16(m, x + c * xs + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512i wv = _mm512_maskz_loadu_epi16(m, w + r * ws + k);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) acc[r][c] = dp_bf16(acc[r][c], wv, xv[c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) y[c * ys + r] += _mm512_reduce_add_ps(acc[r][c]);
+}
+
+#define TILE_TOKENS_BF16(R)                                                                        \
+    do {                                                                                           \
+        int t = 0;                                                                                 \
+        for (; t + 4 <= toks; t += 4)                                                              \
+            tile_bf16_pairs(R, 4, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                  \
+        switch (toks - t) {                                                                        \
+        case 3:                                                                                    \
+            tile_bf16_pairs(R, 3, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                  \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            tile_bf16_pairs(R, 2, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                  \
+            break;                                                                                 \
+        case 1:                                                                                    \
+            tile_bf16_pairs(R, 1, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                  \
+            break;                                                                                 \
+        default:                                                                                   \
+            break;                                                                                 \
+        }                                                                                          \
+    } while (0)
+
+/* w_stride is in bytes (as for gemm); x_stride in elements. */
+static void gemm_bf16_pairs(int rows, int toks, int n, const uint16_t *w, size_t w_stride,
+                            const uint16_t *x, size_t xs, float *y, size_t ys) {
+    size_t ws = w_stride / 2;
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const uint16_t *wr = w + r * ws;
+        TILE_TOKENS_BF16(4);
+    }
+    for (; r < rows; r++) {
+        const uint16_t *wr = w + r * ws;
+        TILE_TOKENS_BF16(1);
+    }
+}
+
+const sp_kernel_table sp_kernels_avx512_bf16 = {
+    .dot_f32 = dot_f32,
+    .axpy = axpy,
+    .scale = scale,
+    .rmsnorm = rmsnorm,
+    .rope = rope,
+    .softmax = softmax,
+    .silu_mul = silu_mul,
+    .gelu_tanh_mul = gelu_tanh_mul,
+    .softcap = softcap,
+    .gemm = gemm,
+    .gemm_bf16_pairs = gemm_bf16_pairs,
+};
+
 const sp_kernel_table sp_kernels_avx512 = {
     .dot_f32 = dot_f32,
     .axpy = axpy,

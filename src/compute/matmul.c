@@ -10,9 +10,13 @@
  *     to f32 in registers; same arithmetic for both precisions.
  *   quantized, SP_PREC_F32: chunks of 4 rows are dequantized with the
  *     reference sp_quant_dequantize into a stack buffer, then the f32 gemm.
+ *   bf16, SP_PREC_FAST, AVX512_BF16: the caller rounds the activations to
+ *     bf16 once (pool scratch); vdpbf16ps then does twice the products of
+ *     an f32 FMA per instruction.
  *   quantized, SP_PREC_FAST: the caller quantizes every activation row once
  *     into the pool's shared scratch (the type's partner format); workers
  *     then call the type's integer dot per (row, token). */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "compute/ops.h"
@@ -24,7 +28,7 @@
 #define X_BUDGET    (256 * 1024) /* bytes of activations one gemm call sweeps */
 #define DQ_CHUNK    512          /* columns dequantized at a time (multiple of 256) */
 
-typedef enum mm_mode { MM_FLOAT, MM_DEQUANT, MM_QDOT } mm_mode;
+typedef enum mm_mode { MM_FLOAT, MM_BF16_PAIRS, MM_DEQUANT, MM_QDOT } mm_mode;
 
 typedef struct mm_ctx {
     const sp_kernel_table *k;
@@ -37,7 +41,7 @@ typedef struct mm_ctx {
     size_t ws; /* bytes per weight row */
     const float *bias;
     const sp_quant_kernels *qk; /* MM_QDOT */
-    const char *xq;
+    const char *xq;             /* MM_QDOT: quantized rows; MM_BF16_PAIRS: bf16 rows */
     size_t xq_stride;
 } mm_ctx;
 
@@ -74,6 +78,21 @@ static void run_float(const mm_ctx *c, int o0, int o1) {
             c->k->gemm(c->wt, o1 - o0, nt, n, c->w + (size_t)o0 * c->ws + (size_t)k0 * esz, c->ws,
                        c->x + (size_t)tb * c->in + k0, (size_t)c->in,
                        c->y + (size_t)tb * c->out + o0, (size_t)c->out);
+        }
+    }
+}
+
+static void run_bf16_pairs(const mm_ctx *c, int o0, int o1) {
+    const uint16_t *xb = (const uint16_t *)c->xq;
+    for (int tb = 0; tb < c->T; tb += TOKEN_BLOCK) {
+        int nt = c->T - tb < TOKEN_BLOCK ? c->T - tb : TOKEN_BLOCK;
+        int kc = float_chunk(c->in, nt);
+        for (int k0 = 0; k0 < c->in; k0 += kc) {
+            int n = c->in - k0 < kc ? c->in - k0 : kc;
+            c->k->gemm_bf16_pairs(o1 - o0, nt, n,
+                                  (const uint16_t *)(c->w + (size_t)o0 * c->ws) + k0, c->ws,
+                                  xb + (size_t)tb * c->in + k0, (size_t)c->in,
+                                  c->y + (size_t)tb * c->out + o0, (size_t)c->out);
         }
     }
 }
@@ -120,6 +139,8 @@ static void mm_worker(void *arg, int ith, int nth) {
     init_rows(c, o0, o1);
     if (c->mode == MM_FLOAT)
         run_float(c, o0, o1);
+    else if (c->mode == MM_BF16_PAIRS)
+        run_bf16_pairs(c, o0, o1);
     else if (c->mode == MM_DEQUANT)
         run_dequant(c, o0, o1);
     else
@@ -139,6 +160,15 @@ static char *quantize_activations(sp_pool *pool, mm_ctx *c, void **owned) {
     return xq;
 }
 
+/* Rounds every activation to bf16 (nearest even) for MM_BF16_PAIRS. */
+static char *round_activations_bf16(sp_pool *pool, mm_ctx *c, void **owned) {
+    size_t n = (size_t)c->T * (size_t)c->in;
+    uint16_t *xb = pool ? sp_pool_scratch(pool, SP_POOL_SHARED, n * 2) : (*owned = malloc(n * 2));
+    if (!xb) return NULL;
+    for (size_t i = 0; i < n; i++) xb[i] = sp_f32_to_bf16(c->x[i]);
+    return (char *)xb;
+}
+
 void sp_matmul(sp_pool *pool, float *y, const float *x, int T, const sp_tensor *W,
                const float *bias, sp_precision prec) {
     mm_ctx c = {
@@ -147,8 +177,8 @@ void sp_matmul(sp_pool *pool, float *y, const float *x, int T, const sp_tensor *
         .y = y,
         .x = x,
         .T = T,
-        .out = (int)W->shape[0],
-        .in = (int)W->shape[1],
+        .out = (int)sp_tensor_rows(W), /* outer dims flattened */
+        .in = (int)sp_tensor_cols(W),
         .wt = W->dtype,
         .w = W->data,
         .bias = bias,
@@ -156,6 +186,9 @@ void sp_matmul(sp_pool *pool, float *y, const float *x, int T, const sp_tensor *
     if (T <= 0 || c.out <= 0) return;
     c.ws = sp_dtype_row_bytes(c.wt, c.in);
     void *owned = NULL;
+    if (c.wt == SP_BF16 && prec == SP_PREC_FAST && c.k->gemm_bf16_pairs &&
+        (c.xq = round_activations_bf16(pool, &c, &owned)) != NULL)
+        c.mode = MM_BF16_PAIRS;
     if (c.wt != SP_F32 && c.wt != SP_F16 && c.wt != SP_BF16) {
         c.mode = MM_DEQUANT;
         c.qk = prec == SP_PREC_FAST ? sp_quant_get(c.wt, sp_ops_isa()) : NULL;

@@ -11,7 +11,8 @@ static _Atomic(const sp_kernel_table *) g_kernels = &sp_kernels_scalar;
 static _Atomic int g_isa = SP_ISA_SCALAR;
 
 static const sp_kernel_table *table_for(sp_isa isa) {
-    if (isa == SP_ISA_AVX512) return &sp_kernels_avx512;
+    if (isa == SP_ISA_AVX512)
+        return sp_cpu_detect().avx512bf16 ? &sp_kernels_avx512_bf16 : &sp_kernels_avx512;
     if (isa == SP_ISA_AVX2) return &sp_kernels_avx2;
     return &sp_kernels_scalar;
 }
@@ -49,6 +50,10 @@ const char *sp_isa_name(sp_isa isa) {
         return "avx512";
     }
     return "unknown";
+}
+
+int sp_ops_has_bf16_dot(void) {
+    return sp_ops_kernels()->gemm_bf16_pairs != NULL;
 }
 
 const sp_kernel_table *sp_ops_kernels(void) {

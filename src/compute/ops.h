@@ -18,6 +18,9 @@ sp_isa sp_ops_cpu_max(void); /* best level this CPU supports */
 /* Tests: force a level (<= the CPU's); returns the previous one. */
 sp_isa sp_ops_set_isa(sp_isa isa);
 const char *sp_isa_name(sp_isa isa);
+/* 1 when the selected level has a bf16 pair-dot instruction (AVX512_BF16):
+ * SP_PREC_FAST matmuls with bf16 weights then round activations to bf16. */
+int sp_ops_has_bf16_dot(void);
 
 typedef enum sp_precision {
     SP_PREC_F32 = 0, /* reference: weights dequantized exactly, activations f32 */

@@ -147,49 +147,79 @@ static inline __m256 scaled(__m256i p16, float d) {
     return _mm256_mul_ps(_mm256_set1_ps(d), widen(p16));
 }
 
-static inline __m256i pairs_q8_0(const sp_block_q8_0 *x, const sp_block_q8_0 *y) {
+/* int16 pair sums of one block of each type with its Q8_0 activation */
+typedef __m256i (*pairs_fn)(const uint8_t *x, const sp_block_q8_0 *y);
+
+static inline __m256i pairs_q8_0(const uint8_t *xb, const sp_block_q8_0 *y) {
+    const sp_block_q8_0 *x = (const sp_block_q8_0 *)xb;
     __m256i qx = _mm256_loadu_si256((const __m256i *)x->qs);
     __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
     /* |x| * (y with x's sign): the unsigned-by-signed form maddubs needs */
     return _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
 }
 
-static inline __m256i pairs_q4_0(const sp_block_q4_0 *x, const sp_block_q8_0 *y) {
+static inline __m256i pairs_q4_0(const uint8_t *xb, const sp_block_q8_0 *y) {
+    const sp_block_q4_0 *x = (const sp_block_q4_0 *)xb;
     __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
     return dot_off(unpack_nibbles(x->qs), qy, _mm256_set1_epi8(8));
 }
 
-static inline __m256i pairs_q5_0(const sp_block_q5_0 *x, const sp_block_q8_0 *y) {
+static inline __m256i pairs_q5_0(const uint8_t *xb, const sp_block_q8_0 *y) {
+    const sp_block_q5_0 *x = (const sp_block_q5_0 *)xb;
     __m256i q = _mm256_or_si256(unpack_nibbles(x->qs), bits_to_0x10(x->qh));
     __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
     return dot_off(q, qy, _mm256_set1_epi8(16));
 }
 
-/* The loop shared by the 32-wide types whose activation is Q8_0: two
- * blocks per step into two accumulators (hides the FMA latency). */
-#define DOT32_LOOP(XT, PAIRS)                                                                      \
-    const XT *x = w;                                                                               \
-    const sp_block_q8_0 *y = xq;                                                                   \
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                 \
-    int64_t nb = n / SP_QK, i = 0;                                                                 \
-    for (; i + 1 < nb; i += 2) {                                                                   \
-        __m256i p0 = PAIRS(&x[i], &y[i]), p1 = PAIRS(&x[i + 1], &y[i + 1]);                        \
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i].d) * f16(y[i].d)), widen(p0), acc0);        \
-        acc1 =                                                                                     \
-            _mm256_fmadd_ps(_mm256_set1_ps(f16(x[i + 1].d) * f16(y[i + 1].d)), widen(p1), acc1);   \
-    }                                                                                              \
-    if (i < nb)                                                                                    \
-        acc0 = _mm256_add_ps(acc0, scaled(PAIRS(&x[i], &y[i]), f16(x[i].d) * f16(y[i].d)));        \
-    return hsum_ps(_mm256_add_ps(acc0, acc1))
+static inline uint16_t half_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return h;
+}
+
+/* d_x * d_y of 4 consecutive blocks (the f16 d is the first field of both
+ * block types): one vcvtph2ps instead of eight scalar conversions. */
+static inline __m128 scales4(const uint8_t *x, size_t xs, const sp_block_q8_0 *y) {
+    __m128i h = _mm_setr_epi16((short)half_at(x), (short)half_at(x + xs),
+                               (short)half_at(x + 2 * xs), (short)half_at(x + 3 * xs),
+                               (short)y[0].d, (short)y[1].d, (short)y[2].d, (short)y[3].d);
+    __m256 f = _mm256_cvtph_ps(h);
+    return _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
+}
+
+static inline __m256 lane(__m128 v, int k) {
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(k));
+}
+
+/* The loop shared by the 32-wide types whose activation is Q8_0 (xs: the
+ * weight block size): four blocks per step, two accumulators to hide the
+ * FMA latency. Inlined into each caller with its pairs function. */
+static inline __attribute__((always_inline)) float dot32(int64_t n, const void *w, size_t xs,
+                                                         const void *xq, pairs_fn pairs) {
+    const uint8_t *x = w;
+    const sp_block_q8_0 *y = xq;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t nb = n / SP_QK, i = 0;
+    for (; i + 3 < nb; i += 4, x += 4 * xs) {
+        __m128 d = scales4(x, xs, y + i);
+        acc0 = _mm256_fmadd_ps(lane(d, 0), widen(pairs(x, y + i)), acc0);
+        acc1 = _mm256_fmadd_ps(lane(d, 1), widen(pairs(x + xs, y + i + 1)), acc1);
+        acc0 = _mm256_fmadd_ps(lane(d, 2), widen(pairs(x + 2 * xs, y + i + 2)), acc0);
+        acc1 = _mm256_fmadd_ps(lane(d, 3), widen(pairs(x + 3 * xs, y + i + 3)), acc1);
+    }
+    for (; i < nb; i++, x += xs)
+        acc0 = _mm256_add_ps(acc0, scaled(pairs(x, y + i), _cvtsh_ss(half_at(x)) * f16(y[i].d)));
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
 
 static float dot_q8_0(int64_t n, const void *w, const void *xq) {
-    DOT32_LOOP(sp_block_q8_0, pairs_q8_0);
+    return dot32(n, w, sizeof(sp_block_q8_0), xq, pairs_q8_0);
 }
 static float dot_q4_0(int64_t n, const void *w, const void *xq) {
-    DOT32_LOOP(sp_block_q4_0, pairs_q4_0);
+    return dot32(n, w, sizeof(sp_block_q4_0), xq, pairs_q4_0);
 }
 static float dot_q5_0(int64_t n, const void *w, const void *xq) {
-    DOT32_LOOP(sp_block_q5_0, pairs_q5_0);
+    return dot32(n, w, sizeof(sp_block_q5_0), xq, pairs_q5_0);
 }
 
 /* Q4_1: levels are unsigned, the offset m pairs with the block sum s. */

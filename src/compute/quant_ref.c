@@ -153,6 +153,17 @@ static int clampi(int v, int lo, int hi) {
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Round half to even without a libm call (adding 1.5*2^23 leaves the
+ * integer in the low mantissa bits; exact for |v| < 2^22, so v is clamped
+ * first, which callers clamp further anyway); the k-quant searches round
+ * millions of candidates. */
+static inline int nearest(float v) {
+    float f = (v < -4e6f ? -4e6f : v > 4e6f ? 4e6f : v) + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &f, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
 /* The value of largest magnitude, with its sign (the first one on a tie). */
 static float signed_absmax(const float *x, int n) {
     float amax = 0.0f, max = 0.0f;
@@ -199,8 +210,8 @@ static void quant_q5_0(const float *x, sp_block_q5_0 *b) {
 static void quant_q4_1(const float *x, sp_block_q4_1 *b) {
     float lo = x[0], hi = x[0];
     for (int j = 1; j < SP_QK; j++) {
-        lo = fminf(lo, x[j]);
-        hi = fmaxf(hi, x[j]);
+        lo = x[j] < lo ? x[j] : lo;
+        hi = x[j] > hi ? x[j] : hi;
     }
     b->d = sp_q_to_f16((hi - lo) / 15.0f);
     b->m = sp_q_to_f16(lo);
@@ -230,8 +241,8 @@ static void importance(const float *x, int n, float *w) {
 static void fit_affine(const float *x, const float *w, int n, int nmax, float *scale, float *min) {
     float lo = x[0], hi = x[0];
     for (int j = 1; j < n; j++) {
-        lo = fminf(lo, x[j]);
-        hi = fmaxf(hi, x[j]);
+        lo = x[j] < lo ? x[j] : lo;
+        hi = x[j] > hi ? x[j] : hi;
     }
     if (lo > 0.0f) lo = 0.0f;
     *scale = 0.0f;
@@ -242,7 +253,7 @@ static void fit_affine(const float *x, const float *w, int n, int nmax, float *s
         float is = ((float)nmax + 0.1f * (float)k) / (hi - lo);
         float sw = 0, sq = 0, sx = 0, sqq = 0, sqx = 0;
         for (int j = 0; j < n; j++) {
-            float q = (float)clampi((int)lrintf(is * (x[j] - lo)), 0, nmax);
+            float q = (float)clampi(nearest(is * (x[j] - lo)), 0, nmax);
             sw += w[j], sq += w[j] * q, sx += w[j] * x[j];
             sqq += w[j] * q * q, sqx += w[j] * q * x[j];
         }
@@ -256,9 +267,9 @@ static void fit_affine(const float *x, const float *w, int n, int nmax, float *s
             a = sqq > 0.0f ? sqx / sqq : 0.0f;
         }
         if (a <= 0.0f) continue;
-        float err = 0.0f;
+        float err = 0.0f, ia = 1.0f / a;
         for (int j = 0; j < n; j++) {
-            float q = (float)clampi((int)lrintf((x[j] - b) / a), 0, nmax);
+            float q = (float)clampi(nearest((x[j] - b) * ia), 0, nmax);
             float e = a * q + b - x[j];
             err += w[j] * e * e;
         }
@@ -280,13 +291,13 @@ static float fit_signed(const float *x, const float *w, int n) {
         float is = -(32.0f + 0.1f * (float)k) / max;
         float sqq = 0, sqx = 0;
         for (int j = 0; j < n; j++) {
-            float q = (float)clampi((int)lrintf(is * x[j]), -32, 31);
+            float q = (float)clampi(nearest(is * x[j]), -32, 31);
             sqq += w[j] * q * q, sqx += w[j] * q * x[j];
         }
         if (sqq <= 0.0f) continue;
-        float a = sqx / sqq, err = 0.0f;
+        float a = sqx / sqq, ia = 1.0f / a, err = 0.0f;
         for (int j = 0; j < n; j++) {
-            float q = (float)clampi((int)lrintf(x[j] / a), -32, 31);
+            float q = (float)clampi(nearest(x[j] * ia), -32, 31);
             err += w[j] * (a * q - x[j]) * (a * q - x[j]);
         }
         if (err < best) best = err, scale = a;
@@ -310,8 +321,8 @@ static void quant_kq(const float *x, int nmax, uint16_t *d16, uint16_t *dmin16, 
     float d = sp_q_f16(*d16), dmin = sp_q_f16(*dmin16);
     uint8_t ls[8], lm[8];
     for (int j = 0; j < 8; j++) {
-        ls[j] = (uint8_t)clampi((int)lrintf(sc[j] * inv_or_zero(d)), 0, 63);
-        lm[j] = (uint8_t)clampi((int)lrintf(mn[j] * inv_or_zero(dmin)), 0, 63);
+        ls[j] = (uint8_t)clampi(nearest(sc[j] * inv_or_zero(d)), 0, 63);
+        lm[j] = (uint8_t)clampi(nearest(mn[j] * inv_or_zero(dmin)), 0, 63);
     }
     for (int j = 0; j < 4; j++) {
         packed[j] = (uint8_t)(ls[j] | (ls[j + 4] >> 4) << 6);
@@ -321,7 +332,7 @@ static void quant_kq(const float *x, int nmax, uint16_t *d16, uint16_t *dmin16, 
     for (int j = 0; j < 8; j++) { /* requantize against the stored grid */
         float s = d * ls[j], m = dmin * lm[j], is = inv_or_zero(s);
         for (int l = 0; l < 32; l++)
-            q[32 * j + l] = clampi((int)lrintf((x[32 * j + l] + m) * is), 0, nmax);
+            q[32 * j + l] = clampi(nearest((x[32 * j + l] + m) * is), 0, nmax);
     }
 }
 
@@ -357,10 +368,10 @@ static void quant_q6_k(const float *x, sp_block_q6_k *b) {
     float d = sp_q_f16(b->d);
     int q[SP_QKK];
     for (int g = 0; g < 16; g++) {
-        b->scales[g] = (int8_t)clampi((int)lrintf(sc[g] * inv_or_zero(d)), -127, 127);
+        b->scales[g] = (int8_t)clampi(nearest(sc[g] * inv_or_zero(d)), -127, 127);
         float is = inv_or_zero(d * b->scales[g]);
         for (int l = 0; l < 16; l++)
-            q[16 * g + l] = clampi((int)lrintf(x[16 * g + l] * is), -32, 31) + 32;
+            q[16 * g + l] = clampi(nearest(x[16 * g + l] * is), -32, 31) + 32;
     }
     for (int h = 0; h < 2; h++) {
         const int *v = q + 128 * h;

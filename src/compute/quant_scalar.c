@@ -15,7 +15,7 @@
 
 static float block_amax(const float *x, int n) {
     float amax = 0.0f;
-    for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < n; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
     return amax;
 }
 

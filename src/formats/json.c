@@ -1,6 +1,7 @@
 #include "formats/json.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "base/file.h"
@@ -49,20 +50,30 @@ const char *sp_json_type_name(const json_t *v) {
     return "?";
 }
 
+/* "ctx.key" (or "key") for messages. */
+typedef struct key_path {
+    char s[256];
+} key_path;
+
+static key_path kp(const char *ctx, const char *key) {
+    key_path p;
+    snprintf(p.s, sizeof p.s, "%s%s%s", ctx ? ctx : "", ctx ? "." : "", key);
+    return p;
+}
+
 /* Looks key up: NULL when absent or null. Reports "missing" if required. */
 static sp_status lookup(const json_t *obj, const char *key, int required, json_t **v,
                         const char *ctx, sp_error *err) {
     *v = (obj && json_is_object(obj)) ? json_object_get(obj, key) : NULL;
     if (*v && json_is_null(*v)) *v = NULL;
-    if (!*v && required)
-        return sp_fail(err, SP_ENOTFOUND, "%s%s%s: missing", ctx ? ctx : "", ctx ? "." : "", key);
+    if (!*v && required) return sp_fail(err, SP_ENOTFOUND, "%s: missing", kp(ctx, key).s);
     return SP_OK;
 }
 
 static sp_status wrong_type(const json_t *v, const char *want, const char *key, const char *ctx,
                             sp_error *err) {
-    return sp_fail(err, SP_EFORMAT, "%s%s%s: expected %s, got %s", ctx ? ctx : "", ctx ? "." : "",
-                   key, want, sp_json_type_name(v));
+    return sp_fail(err, SP_EFORMAT, "%s: expected %s, got %s", kp(ctx, key).s, want,
+                   sp_json_type_name(v));
 }
 
 sp_status sp_json_int(const json_t *obj, const char *key, int64_t def, int required, int64_t *out,
@@ -80,8 +91,8 @@ sp_status sp_json_int_range(const json_t *obj, const char *key, int64_t def, int
                             int64_t lo, int64_t hi, int64_t *out, const char *ctx, sp_error *err) {
     SP_TRY(sp_json_int(obj, key, def, required, out, ctx, err));
     if (*out < lo || *out > hi)
-        return sp_fail(err, SP_ERANGE, "%s%s%s: %" PRId64 " is outside [%" PRId64 ", %" PRId64 "]",
-                       ctx ? ctx : "", ctx ? "." : "", key, *out, lo, hi);
+        return sp_fail(err, SP_ERANGE, "%s: %" PRId64 " is outside [%" PRId64 ", %" PRId64 "]",
+                       kp(ctx, key).s, *out, lo, hi);
     return SP_OK;
 }
 
@@ -145,8 +156,7 @@ sp_status sp_json_int_list(const json_t *obj, const char *key, int required, int
     SP_TRY(lookup(obj, key, required, &v, ctx, err));
     if (!v) return SP_OK;
     if (json_is_integer(v)) {
-        if (max < 1)
-            return sp_fail(err, SP_ERANGE, "%s%s%s: no room", ctx ? ctx : "", ctx ? "." : "", key);
+        if (max < 1) return sp_fail(err, SP_ERANGE, "%s: no room", kp(ctx, key).s);
         out[0] = (int64_t)json_integer_value(v);
         *n = 1;
         return SP_OK;
@@ -155,13 +165,13 @@ sp_status sp_json_int_list(const json_t *obj, const char *key, int required, int
         return wrong_type(v, "an integer or an array of integers", key, ctx, err);
     size_t len = json_array_size(v);
     if (len > (size_t)max)
-        return sp_fail(err, SP_ERANGE, "%s%s%s: %zu values, at most %d supported", ctx ? ctx : "",
-                       ctx ? "." : "", key, len, max);
+        return sp_fail(err, SP_ERANGE, "%s: %zu values, at most %d supported", kp(ctx, key).s, len,
+                       max);
     for (size_t i = 0; i < len; i++) {
         json_t *e = json_array_get(v, i);
         if (!json_is_integer(e))
-            return sp_fail(err, SP_EFORMAT, "%s%s%s[%zu]: expected an integer, got %s",
-                           ctx ? ctx : "", ctx ? "." : "", key, i, sp_json_type_name(e));
+            return sp_fail(err, SP_EFORMAT, "%s[%zu]: expected an integer, got %s", kp(ctx, key).s,
+                           i, sp_json_type_name(e));
         out[i] = (int64_t)json_integer_value(e);
     }
     *n = (int)len;
@@ -176,14 +186,13 @@ sp_status sp_json_num_list(const json_t *obj, const char *key, int required, dou
     if (!v) return SP_OK;
     size_t len = json_array_size(v);
     if ((want >= 0 && len != (size_t)want) || len > (size_t)max)
-        return sp_fail(err, SP_EFORMAT, "%s%s%s: %zu values, expected %s%d", ctx ? ctx : "",
-                       ctx ? "." : "", key, len, want >= 0 ? "" : "at most ",
-                       want >= 0 ? want : max);
+        return sp_fail(err, SP_EFORMAT, "%s: %zu values, expected %s%d", kp(ctx, key).s, len,
+                       want >= 0 ? "" : "at most ", want >= 0 ? want : max);
     for (size_t i = 0; i < len; i++) {
         json_t *e = json_array_get(v, i);
         if (!json_is_number(e))
-            return sp_fail(err, SP_EFORMAT, "%s%s%s[%zu]: expected a number, got %s",
-                           ctx ? ctx : "", ctx ? "." : "", key, i, sp_json_type_name(e));
+            return sp_fail(err, SP_EFORMAT, "%s[%zu]: expected a number, got %s", kp(ctx, key).s, i,
+                           sp_json_type_name(e));
         out[i] = json_number_value(e);
     }
     *n = (int)len;

@@ -1,5 +1,7 @@
 /* GGUF models: llama.cpp architecture metadata and tensor names mapped onto
- * model_desc (llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3). */
+ * model_desc (llama/mistral, qwen2, qwen3, qwen3moe, phi3, gemma2, gemma3,
+ * gemma4 dense and MoE). Weights stay in the file's types; norms are used
+ * as stored (llama.cpp's converter already folds Gemma 2/3's 1 + w). */
 #ifndef SP_MODEL_GGUF_MODEL_H
 #define SP_MODEL_GGUF_MODEL_H
 

@@ -34,6 +34,7 @@ static sp_status st_lookup(void *src, const char *name, sp_src_tensor *out, sp_e
 static sp_status get(mapper *m, sp_tensor *out, int required, int f32, int ndim, int64_t d0,
                      int64_t d1, int64_t d2, sp_error *err, const char *fmt, ...)
     __attribute__((format(printf, 10, 11)));
+#define KEEP 3
 
 static sp_status get(mapper *m, sp_tensor *out, int required, int f32, int ndim, int64_t d0,
                      int64_t d1, int64_t d2, sp_error *err, const char *fmt, ...) {
@@ -44,6 +45,7 @@ static sp_status get(mapper *m, sp_tensor *out, int required, int f32, int ndim,
     vsnprintf(name + n, sizeof name - n, fmt, ap);
     va_end(ap);
     int64_t shape[3] = {d0, d1, d2};
+    if (f32 == KEEP) return sp_weights_get_exact(m->w, name, required, ndim, shape, out, err);
     if (f32) return sp_weights_get_f32(m->w, name, required, ndim, shape, f32 == 2, out, err);
     return sp_weights_get(m->w, name, required, ndim, shape, out, err);
 }
@@ -160,7 +162,7 @@ static sp_status map_moe(mapper *m, int i, sp_error *err) {
     SP_TRY(alloc_expert_views(m, L, err));
     switch (m->info->family) {
     case SP_FAM_GEMMA4:
-        SP_TRY(get(m, &L->router, REQ, RAW, 2, E, H, 0, err, "layers.%d.router.proj.weight", i));
+        SP_TRY(get(m, &L->router, REQ, KEEP, 2, E, H, 0, err, "layers.%d.router.proj.weight", i));
         SP_TRY(get(m, &L->router_scale, REQ, F32, 1, H, 0, 0, err, "layers.%d.router.scale", i));
         SP_TRY(get(m, &L->expert_scale, REQ, F32, 1, E, 0, 0, err,
                    "layers.%d.router.per_expert_scale", i));
@@ -176,10 +178,10 @@ static sp_status map_moe(mapper *m, int i, sp_error *err) {
         SP_TRY(
             get(m, &probe, OPT, RAW, 3, E, 2 * I, H, err, "layers.%d.mlp.experts.gate_up_proj", i));
         if (probe.data) {
-            SP_TRY(get(m, &L->router, REQ, RAW, 2, E, H, 0, err, "layers.%d.mlp.gate.weight", i));
+            SP_TRY(get(m, &L->router, REQ, KEEP, 2, E, H, 0, err, "layers.%d.mlp.gate.weight", i));
             return map_packed_experts(m, i, "mlp.experts.", err);
         }
-        SP_TRY(get(m, &L->router, REQ, RAW, 2, E, H, 0, err,
+        SP_TRY(get(m, &L->router, REQ, KEEP, 2, E, H, 0, err,
                    "layers.%d.block_sparse_moe.gate.weight", i));
         for (int e = 0; e < E; e++) {
             const char *x = "layers.%d.block_sparse_moe.experts.%d.w%d.weight";
@@ -190,7 +192,7 @@ static sp_status map_moe(mapper *m, int i, sp_error *err) {
         return SP_OK;
     }
     default: { /* Qwen3-MoE */
-        SP_TRY(get(m, &L->router, REQ, RAW, 2, E, H, 0, err, "layers.%d.mlp.gate.weight", i));
+        SP_TRY(get(m, &L->router, REQ, KEEP, 2, E, H, 0, err, "layers.%d.mlp.gate.weight", i));
         sp_tensor probe;
         SP_TRY(
             get(m, &probe, OPT, RAW, 3, E, 2 * I, H, err, "layers.%d.mlp.experts.gate_up_proj", i));

@@ -56,6 +56,11 @@ sp_status sp_model_load(sp_model **out, const char *path, const sp_model_opts *o
     else
         sp_model_opts_default(&m->opts);
     m->w.use_mmap = m->opts.use_mmap;
+    m->w.quantize = m->opts.quantize;
+    if (m->opts.quantize != SP_F32 && m->opts.quantize != SP_Q8_0 && m->opts.quantize != SP_Q4_K) {
+        free(m);
+        return sp_fail(err, SP_EINVAL, "--quantize supports q8_0 and q4_k");
+    }
     sp_status s;
     if (sp_path_is_dir(path)) {
         s = sp_hf_load(&m->d, &m->w, &m->st, path, &m->opts, err);
@@ -75,6 +80,9 @@ sp_status sp_model_load(sp_model **out, const char *path, const sp_model_opts *o
         s = sp_fail(err, SP_EUNSUPPORTED,
                     "%s: not a model directory (config.json + *.safetensors) or .gguf file", path);
     }
+    if (s == SP_OK && m->w.n_kept)
+        SP_WARN("--quantize %s: %d weights kept their dtype (row length not a multiple of %d)",
+                sp_dtype_name(m->opts.quantize), m->w.n_kept, sp_dtype_block(m->opts.quantize));
     if (s == SP_OK) {
         measure(m);
         int nt = m->opts.n_threads > 0 ? m->opts.n_threads : default_threads();

@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include "base/log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,35 @@ static sp_status check_shape(const sp_weights *w, const char *name, const sp_src
                    name, got, want);
 }
 
+/* --quantize: re-encodes a 2-D (or stacked 3-D) weight row by row into the
+ * target block type, on the loading (engine) thread. Rows whose length is not
+ * a multiple of the block keep their dtype. */
+static sp_status requantize(sp_weights *w, const char *name, sp_tensor *t, sp_error *err) {
+    int64_t cols = sp_tensor_cols(t), rows = sp_tensor_rows(t);
+    if (t->ndim < 2 || t->dtype == w->quantize || cols % sp_dtype_block(w->quantize) != 0) {
+        if (t->ndim >= 2) w->n_kept++;
+        return SP_OK;
+    }
+    size_t rb = sp_dtype_row_bytes(w->quantize, cols);
+    uint8_t *q = sp_weights_alloc(w, rb * (size_t)rows);
+    float *row = malloc((size_t)cols * sizeof(float));
+    if (!q || !row) {
+        free(row);
+        return sp_fail(err, SP_ENOMEM, "%s: no memory to quantize tensor %s", w->file, name);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        sp_tensor_row_f32(t, r, row);
+        sp_quantize_row(w->quantize, row, q + (size_t)r * rb, cols);
+    }
+    free(row);
+    w->bytes -= t->nbytes;
+    t->dtype = w->quantize;
+    t->data = q;
+    t->nbytes = rb * (size_t)rows;
+    w->bytes += t->nbytes;
+    return SP_OK;
+}
+
 sp_status sp_weights_get(sp_weights *w, const char *name, int required, int ndim,
                          const int64_t *shape, sp_tensor *out, sp_error *err) {
     memset(out, 0, sizeof *out);
@@ -72,14 +103,24 @@ sp_status sp_weights_get(sp_weights *w, const char *name, int required, int ndim
         memcpy(out->data, t.data, t.nbytes);
     }
     w->bytes += t.nbytes;
+    if (w->quantize != SP_F32) return requantize(w, name, out, err);
     return SP_OK;
+}
+
+sp_status sp_weights_get_exact(sp_weights *w, const char *name, int required, int ndim,
+                               const int64_t *shape, sp_tensor *out, sp_error *err) {
+    sp_dtype keep = w->quantize;
+    w->quantize = SP_F32;
+    sp_status s = sp_weights_get(w, name, required, ndim, shape, out, err);
+    w->quantize = keep;
+    return s;
 }
 
 sp_status sp_weights_get_f32(sp_weights *w, const char *name, int required, int ndim,
                              const int64_t *shape, int add_one, sp_tensor *out, sp_error *err) {
     int keep = w->use_mmap;
     w->use_mmap = 1; /* view first: the f32 copy below is the resident one */
-    sp_status s = sp_weights_get(w, name, required, ndim, shape, out, err);
+    sp_status s = sp_weights_get_exact(w, name, required, ndim, shape, out, err);
     w->use_mmap = keep;
     if (s != SP_OK || !out->data) return s;
     int64_t n = sp_tensor_numel(out);

@@ -28,7 +28,9 @@ typedef struct sp_weights {
     void *src;
     const char *file; /* for messages */
     int use_mmap;
-    void **owned; /* buffers this store allocated */
+    sp_dtype quantize; /* SP_F32: keep file dtypes; else re-quantize 2-D weights */
+    int n_kept;        /* weights --quantize left alone (rows not a block multiple) */
+    void **owned;      /* buffers this store allocated */
     int n_owned, cap_owned;
     uint64_t bytes; /* bytes of weights fetched */
 } sp_weights;
@@ -39,6 +41,10 @@ typedef struct sp_weights {
  * required == 0: absent gives SP_OK with out->data == NULL. */
 sp_status sp_weights_get(sp_weights *w, const char *name, int required, int ndim,
                          const int64_t *shape, sp_tensor *out, sp_error *err);
+/* As sp_weights_get, but never re-quantized by --quantize (MoE routers: a
+ * rounded router flips expert choices, so llama.cpp keeps them too). */
+sp_status sp_weights_get_exact(sp_weights *w, const char *name, int required, int ndim,
+                               const int64_t *shape, sp_tensor *out, sp_error *err);
 /* As sp_weights_get, converted to an owned f32 tensor (norm weights, biases,
  * scalars). add_one: store 1 + w (Gemma's (1 + w) RMSNorm, as HF computes it
  * in f32). */

@@ -13,6 +13,9 @@ typedef struct sp_tokenizer sp_tokenizer;
 
 /* Loads tokenizer.json (+ tokenizer_config.json if present) from dir. */
 sp_status sp_tokenizer_load_dir(sp_tokenizer **out, const char *dir, sp_error *err);
+/* The tokenizer of a model path: a directory (as above) or a .gguf file
+ * (its tokenizer.ggml.* metadata). */
+sp_status sp_tokenizer_load(sp_tokenizer **out, const char *path, sp_error *err);
 void sp_tokenizer_free(sp_tokenizer *tok);
 
 /* add_special: apply the post-processor (e.g. BOS) as transformers'

@@ -55,6 +55,17 @@ elif case == "config_key_missing":
     edit_config(lambda c: c.pop("num_hidden_layers"))
 elif case == "config_wrong_type":
     edit_config(lambda c: c.update(hidden_size="64"))
+elif case == "expert_missing":
+    del header["model.layers.0.mlp.experts.1.up_proj.weight"]
+    write_st(header)
+elif case == "router_misshapen":
+    t = header["model.layers.0.mlp.gate.weight"]
+    t["shape"] = [t["shape"][0] * 2, t["shape"][1] // 2]
+    write_st(header)
+elif case == "unknown_layer_type":
+    edit_config(lambda c: c["layer_types"].__setitem__(1, "chunked_attention"))
+elif case == "per_layer_config_mismatch":
+    edit_config(lambda c: c["per_layer_config"]["2"].update(head_dim=64))
 elif case == "config_not_json":
     open(dst + "/config.json", "w").write('{"hidden_size": 64,')
 else:

@@ -9,24 +9,28 @@ work=$build/test-bad-models
 rm -rf "$work" && mkdir -p "$work"
 pass=0 fail=0
 
-# case  expected-substring (the thing the message must name)
+# case | fixture | expected substring (the thing the message must name)
 cases=(
-  "truncated|model.safetensors"
-  "header_past_eof|header"
-  "bad_json|line"
-  "unknown_dtype|Q99"
-  "span_out_of_bounds|model."
-  "span_overlap|overlap"
-  "tensor_missing|model.norm.weight"
-  "shape_vs_config|mlp"
-  "config_key_missing|num_hidden_layers"
-  "config_wrong_type|hidden_size"
-  "config_not_json|config.json"
+  "truncated|llama|model.safetensors"
+  "header_past_eof|llama|header"
+  "bad_json|llama|line"
+  "unknown_dtype|llama|Q99"
+  "span_out_of_bounds|llama|model."
+  "span_overlap|llama|overlap"
+  "tensor_missing|llama|model.norm.weight"
+  "shape_vs_config|llama|mlp"
+  "config_key_missing|llama|num_hidden_layers"
+  "config_wrong_type|llama|hidden_size"
+  "config_not_json|llama|config.json"
+  "expert_missing|qwen3_moe|experts.1.up_proj"
+  "router_misshapen|qwen3_moe|mlp.gate.weight"
+  "unknown_layer_type|gemma3|chunked_attention"
+  "per_layer_config_mismatch|gemma4_dense|layers.2.self_attn"
 )
 for entry in "${cases[@]}"; do
-  name=${entry%%|*} want=${entry#*|}
+  IFS='|' read -r name fixture want <<<"$entry"
   dir=$work/$name
-  python3 "$(dirname "$0")/corrupt_model.py" "$src" "$dir" "$name" || { echo "FAIL $name: setup"; fail=$((fail+1)); continue; }
+  python3 "$(dirname "$0")/corrupt_model.py" "$shared/fixtures/$fixture" "$dir" "$name" || { echo "FAIL $name: setup"; fail=$((fail+1)); continue; }
   out=$("$bin" generate --model "$dir" --tokens 1,2,3 -n 2 2>&1 >/dev/null); rc=$?
   lines=$(printf '%s\n' "$out" | grep -c .)
   if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ] && [[ $out == *"$want"* ]]; then

@@ -9,7 +9,7 @@
 #include "fixture.h"
 #include "model/seq.h"
 
-static int top1_same(const float *a, const float *b, int rows, int V) {
+static inline int top1_same(const float *a, const float *b, int rows, int V) {
     int same = 0;
     for (int r = 0; r < rows; r++)
         same += sp_argmax(a + (size_t)r * V, V) == sp_argmax(b + (size_t)r * V, V);
@@ -17,7 +17,7 @@ static int top1_same(const float *a, const float *b, int rows, int V) {
 }
 
 /* Runs prompt + greedy steps; returns the worst relative step error. */
-static float run_greedy(sp_model *m, const fixture *fx, int *ids_ok) {
+static inline float run_greedy(sp_model *m, const fixture *fx, int *ids_ok) {
     int V = fx->vocab;
     float *lg = malloc((size_t)V * sizeof(float)), worst = 0;
     float tol_scale = fmaxf(1.0f, max_abs(fx->logits_steps, (size_t)fx->n_greedy * V));
@@ -49,7 +49,7 @@ static float run_greedy(sp_model *m, const fixture *fx, int *ids_ok) {
 }
 
 /* Checks one fixture in one precision; prints a table row. */
-static void check_fixture(const char *name, sp_precision prec) {
+static inline void check_fixture(const char *name, sp_precision prec) {
     fixture fx;
     CHECKF(fixture_load(&fx, name), "fixture %s", name);
     if (!fx.logits_prompt) return;
@@ -90,7 +90,7 @@ static void check_fixture(const char *name, sp_precision prec) {
     fixture_free(&fx);
 }
 
-static int run_fixtures(const char *suite, const char *const *names, int n) {
+static inline int run_fixtures(const char *suite, const char *const *names, int n) {
     printf("| fixture              | mode | prompt err | step err | top-1 | greedy |\n");
     for (int i = 0; i < n; i++) {
         check_fixture(names[i], SP_PREC_F32);

@@ -4,18 +4,20 @@
 #define SP_TEST_FIXTURE_H
 
 #include <jansson.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct fixture {
-    char dir[512];
+    char dir[1024];
     int32_t prompt[512], greedy[512];
     int n_prompt, n_greedy, vocab;
     float *logits_prompt, *logits_steps; /* [n_prompt][vocab], [n_greedy][vocab] */
 } fixture;
 
-static int read_ids(json_t *root, const char *key, int32_t *out, int *n) {
+static inline int read_ids(json_t *root, const char *key, int32_t *out, int *n) {
     json_t *a = json_object_get(root, key);
     if (!json_is_array(a) || json_array_size(a) > 512) return 0;
     *n = (int)json_array_size(a);
@@ -23,8 +25,8 @@ static int read_ids(json_t *root, const char *key, int32_t *out, int *n) {
     return 1;
 }
 
-static float *read_f32(const char *dir, const char *name, size_t n) {
-    char path[600];
+static inline float *read_f32(const char *dir, const char *name, size_t n) {
+    char path[1200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "rb");
     float *x = malloc(n * sizeof(float));
@@ -38,10 +40,14 @@ static float *read_f32(const char *dir, const char *name, size_t n) {
     return x;
 }
 
-static int fixture_load(fixture *fx, const char *name) {
+/* name: a fixture of ../shared/fixtures, or "local/NAME" for tests/fixtures. */
+static inline int fixture_load(fixture *fx, const char *name) {
     memset(fx, 0, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "%s/fixtures/%s", SP_SHARED_DIR, name);
-    char path[600];
+    if (!strncmp(name, "local/", 6))
+        snprintf(fx->dir, sizeof fx->dir, "%s/tests/fixtures/%s", SP_SOURCE_DIR, name + 6);
+    else
+        snprintf(fx->dir, sizeof fx->dir, "%s/fixtures/%s", SP_SHARED_DIR, name);
+    char path[1200];
     snprintf(path, sizeof path, "%s/reference.json", fx->dir);
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
@@ -59,18 +65,18 @@ static int fixture_load(fixture *fx, const char *name) {
     return fx->logits_prompt && fx->logits_steps;
 }
 
-static void fixture_free(fixture *fx) {
+static inline void fixture_free(fixture *fx) {
     free(fx->logits_prompt);
     free(fx->logits_steps);
 }
 
-static float max_abs(const float *x, size_t n) {
+static inline float max_abs(const float *x, size_t n) {
     float m = 0;
     for (size_t i = 0; i < n; i++) m = fabsf(x[i]) > m ? fabsf(x[i]) : m;
     return m;
 }
 
-static float max_diff(const float *a, const float *b, size_t n) {
+static inline float max_diff(const float *a, const float *b, size_t n) {
     float m = 0;
     for (size_t i = 0; i < n; i++) m = fabsf(a[i] - b[i]) > m ? fabsf(a[i] - b[i]) : m;
     return m;

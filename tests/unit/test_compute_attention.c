@@ -116,6 +116,8 @@ int main(void) {
         {4, 2, 33, 7, 150, 64, 150, 30.0f, 20}, /* odd head_dim/block, large scores */
         {2, 1, 16, 16, 64, 63, 64, 0, 1},       /* window of a single key */
         {4, 2, 64, 16, 600, 10, 590, 0, 40},    /* large logits: the max moves a lot */
+        {20, 1, 32, 16, 90, 0, 90, 0, 2},       /* group of 20: split into subgroups */
+        {24, 2, 16, 8, 70, 5, 70, 0, 2},        /* two groups of 12 */
     };
     sp_ops_init();
     sp_isa max = sp_ops_cpu_max();

@@ -28,6 +28,7 @@ typedef struct problem {
     void *wq;  /* the weights in their dtype */
     float *x, *bias, *y;
     double *ref, *tol_abs, *rms;
+    double *ref_bx; /* with x rounded to bf16: what a bf16 pair-dot computes */
 } problem;
 
 static int make_weights(problem *p) {
@@ -53,17 +54,21 @@ static int setup(problem *p, int T, int out, int in, sp_dtype wt) {
     p->ref = malloc(sizeof(double) * T * out);
     p->tol_abs = malloc(sizeof(double) * T * out);
     p->rms = malloc(sizeof(double) * T * out);
+    p->ref_bx = malloc(sizeof(double) * T * out);
     for (int i = 0; i < T * in; i++) p->x[i] = frand(-1, 1);
     for (int o = 0; o < out; o++) p->bias[o] = frand(-1, 1);
     if (!make_weights(p)) return 0;
     for (int t = 0; t < T; t++)
         for (int o = 0; o < out; o++) {
-            double s = 0, sa = 0, s2 = 0;
+            double s = 0, sa = 0, s2 = 0, sb = 0;
             for (int i = 0; i < in; i++) {
-                double v = (double)p->wf[(size_t)o * in + i] * p->x[(size_t)t * in + i];
+                double wv = p->wf[(size_t)o * in + i], xv = p->x[(size_t)t * in + i];
+                double v = wv * xv;
                 s += v, sa += fabs(v), s2 += v * v;
+                sb += wv * sp_bf16_to_f32(sp_f32_to_bf16((float)xv));
             }
             p->ref[t * out + o] = s;
+            p->ref_bx[t * out + o] = sb;
             p->tol_abs[t * out + o] = 6e-7 * sqrt((double)in) * sa + 1e-6;
             p->rms[t * out + o] = sqrt(s2);
         }
@@ -72,7 +77,7 @@ static int setup(problem *p, int T, int out, int in, sp_dtype wt) {
 
 static void teardown(problem *p) {
     free(p->wf), free(p->wq), free(p->x), free(p->bias), free(p->y);
-    free(p->ref), free(p->tol_abs), free(p->rms);
+    free(p->ref), free(p->tol_abs), free(p->rms), free(p->ref_bx);
 }
 
 /* fast: tolerance from activation rounding (a few per mille of the rms). */
@@ -82,10 +87,11 @@ static void run_case(problem *p, sp_pool *pool, int with_bias, sp_precision prec
     W.nbytes = sp_dtype_row_bytes(p->wt, p->in) * p->out;
     for (int i = 0; i < p->T * p->out; i++) p->y[i] = NAN; /* every output must be written */
     sp_matmul(pool, p->y, p->x, p->T, &W, with_bias ? p->bias : NULL, prec);
+    int bf16_x = p->wt == SP_BF16 && prec == SP_PREC_FAST && sp_ops_has_bf16_dot();
     for (int t = 0; t < p->T; t++)
         for (int o = 0; o < p->out; o++) {
             int i = t * p->out + o;
-            double want = p->ref[i] + (with_bias ? p->bias[o] : 0.0);
+            double want = (bf16_x ? p->ref_bx[i] : p->ref[i]) + (with_bias ? p->bias[o] : 0.0);
             double tol = fast_quant ? 0.03 * p->rms[i] + 1e-5 : p->tol_abs[i];
             if (!(fabs(p->y[i] - want) <= tol)) {
                 CHECKF(
@@ -161,8 +167,9 @@ int main(void) {
                     sp_isa_name((sp_isa)lvl));
             continue;
         }
-        fprintf(stderr, "test_compute_matmul: level %s\n", sp_isa_name((sp_isa)lvl));
         sp_ops_set_isa((sp_isa)lvl);
+        fprintf(stderr, "test_compute_matmul: level %s%s\n", sp_isa_name((sp_isa)lvl),
+                sp_ops_has_bf16_dot() ? " (bf16 pair-dot for fast bf16)" : "");
         test_float_types(pool2, pool3);
         test_quant_types(pool2);
     }

@@ -109,9 +109,9 @@ int main(void) {
     sp_pool_destroy(NULL);
 
     test_size(1, 100);
-    test_size(2, 20000);
-    test_size(3, 2000); /* more threads than cores on small CI machines */
-    test_size(4, 1000);
+    test_size(2, 5000);
+    test_size(3, 1000); /* more threads than cores on small CI machines */
+    test_size(4, 500);
     test_sleepers();
     return check_summary("test_compute_pool");
 }

@@ -1,0 +1,70 @@
+/* Bandwidth probe: each thread sums its contiguous share with several
+ * independent vector accumulators (integer adds: no FP latency chain), the
+ * same access pattern as a matvec streaming weight rows. */
+#include "compute/membw.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "base/alloc.h"
+
+typedef int64_t v4i __attribute__((vector_size(32)));
+
+typedef struct probe {
+    const v4i *buf;
+    size_t n; /* vectors */
+    int64_t sink[64];
+} probe;
+
+static void read_share(void *ctx, int ith, int nth) {
+    probe *p = ctx;
+    size_t a = p->n * (size_t)ith / (size_t)nth, b = p->n * (size_t)(ith + 1) / (size_t)nth;
+    v4i s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    size_t i = a;
+    for (; i + 4 <= b; i += 4) {
+        s0 += p->buf[i];
+        s1 += p->buf[i + 1];
+        s2 += p->buf[i + 2];
+        s3 += p->buf[i + 3];
+    }
+    for (; i < b; i++) s0 += p->buf[i];
+    v4i s = s0 + s1 + s2 + s3;
+    p->sink[ith % 64] = s[0] + s[1] + s[2] + s[3]; /* keeps the loads alive */
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double sp_membw_read_gbs(sp_pool *pool, size_t bytes, int reps) {
+    bytes &= ~(size_t)4095;
+    if (bytes == 0 || reps < 1) return -1.0;
+    char *buf = sp_aligned_alloc(bytes);
+    double *t = malloc((size_t)reps * sizeof *t);
+    if (!buf || !t) {
+        sp_aligned_free(buf);
+        free(t);
+        return -1.0;
+    }
+    for (size_t i = 0; i < bytes; i += 64) buf[i] = (char)i; /* fault every page in */
+    probe p = {.buf = (const v4i *)buf, .n = bytes / sizeof(v4i)};
+    sp_pool_run(pool, read_share, &p); /* warm-up: TLB, thread wake-up */
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        sp_pool_run(pool, read_share, &p);
+        t[r] = now_s() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    double gbs = (double)bytes / t[reps / 2] / 1e9;
+    sp_aligned_free(buf);
+    free(t);
+    return gbs;
+}

@@ -1,0 +1,407 @@
+/* Engine lifecycle: the thread that loads the model (and so owns it), the
+ * bounded request queue, submit-time validation, stop, and stats. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/file.h"
+#include "base/log.h"
+#include "engine/engine_impl.h"
+
+/* ChatML, the fallback for models that ship no chat template (as
+ * llama-server does). Documented in docs/api.md. */
+static const char chatml_template[] =
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+const double sp_hist_bounds[SP_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                0.1,   0.25,   0.5,   1.0,  2.5,   10.0};
+
+double sp_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void sp_hist_add(sp_hist *h, double seconds) {
+    int i = 0;
+    while (i < SP_HIST_BUCKETS && seconds > sp_hist_bounds[i]) i++;
+    h->counts[i]++;
+    h->sum += seconds;
+    h->n++;
+}
+
+void sp_engine_opts_default(sp_engine_opts *o) {
+    memset(o, 0, sizeof *o);
+    sp_model_opts_default(&o->model);
+    o->block_size = 16;
+    o->parallel = 4;
+    o->prefill_chunk = 256;
+    o->queue_size = 64;
+}
+
+static void set_state(sp_engine *e, sp_engine_state s) {
+    pthread_mutex_lock(&e->mu);
+    e->state = s;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+static sp_status load_tokenizer(sp_engine *e, sp_error *err) {
+    ENGINE_OWNED(e);
+    if (!sp_path_is_dir(e->model_path))
+        return sp_fail(err, SP_EUNSUPPORTED,
+                       "%s: serving needs a tokenizer; only model directories with "
+                       "tokenizer.json are supported so far",
+                       e->model_path);
+    return sp_tokenizer_load_dir(&e->tok, e->model_path, err);
+}
+
+/* The template: --chat-template FILE, else the model folder's (as
+ * transformers finds it), else the tokenizer's, else ChatML. Also fills the
+ * bos/eos strings templates use. */
+static sp_status load_template(sp_engine *e, sp_error *err) {
+    ENGINE_OWNED(e);
+    char *file_src = NULL;
+    const char *src = NULL;
+    if (sp_path_is_dir(e->model_path)) {
+        sp_status st =
+            sp_chat_template_load(e->model_path, &file_src, &e->bos_str, &e->eos_str, err);
+        if (st != SP_OK && st != SP_ENOTFOUND) return st; /* ENOTFOUND: no template */
+    }
+    if (e->template_path) {
+        free(file_src);
+        size_t len;
+        SP_TRY(sp_read_text(e->template_path, &file_src, &len, err));
+    }
+    src = file_src ? file_src : sp_tokenizer_chat_template(e->tok);
+    if (!src || !*src) {
+        src = chatml_template;
+        e->info.template_is_fallback = 1;
+        SP_INFO("model has no chat template: using the ChatML fallback");
+    }
+    sp_status st = sp_template_parse(&e->tmpl, src, err);
+    free(file_src);
+    if (st != SP_OK)
+        return sp_wrap(err, "chat template%s%s", e->template_path ? " " : "",
+                       e->template_path ? e->template_path : "");
+    return SP_OK;
+}
+
+/* EOS ids: the model's (generation_config.json / config.json / GGUF) and the
+ * tokenizer's, without duplicates. */
+static void collect_eos(sp_engine *e, const sp_model_desc *d) {
+    int n = 0;
+    for (int i = 0; i < d->n_eos && n < 14; i++) e->eos_ids[n++] = d->eos_ids[i];
+    int32_t t = sp_tokenizer_eos_id(e->tok);
+    int dup = 0;
+    for (int i = 0; i < n; i++) dup |= e->eos_ids[i] == t;
+    if (t >= 0 && !dup) e->eos_ids[n++] = t;
+    /* the ChatML fallback ends a turn with <|im_end|>: stop there when the
+     * vocabulary has it as a token */
+    int32_t im_end =
+        e->info.template_is_fallback ? sp_tokenizer_token_id(e->tok, "<|im_end|>") : -1;
+    dup = 0;
+    for (int i = 0; i < n; i++) dup |= e->eos_ids[i] == im_end;
+    if (im_end >= 0 && !dup) e->eos_ids[n++] = im_end;
+    e->info.eos_ids = e->eos_ids;
+    e->info.n_eos = n;
+}
+
+static sp_status size_kv(sp_engine *e, const sp_model_desc *d, sp_error *err) {
+    ENGINE_OWNED(e);
+    int bs = e->opts.block_size;
+    int ctx = e->opts.ctx_size;
+    if (ctx <= 0) ctx = d->max_pos > 0 ? d->max_pos : 2048;
+    if (ctx > 8192 && e->opts.ctx_size <= 0) ctx = 8192;
+    int per_seq = (ctx + bs - 1) / bs;
+    int n_blocks;
+    if (e->opts.kv_memory > 0) {
+        uint64_t per_block = sp_kv_bytes_per_block(e->model, bs);
+        n_blocks = (int)(e->opts.kv_memory / (per_block ? per_block : 1));
+        if (n_blocks < per_seq)
+            return sp_fail(err, SP_EINVAL,
+                           "--kv-memory %llu bytes holds %d blocks of %d tokens, fewer than one "
+                           "sequence of --ctx-size %d needs (%d)",
+                           (unsigned long long)e->opts.kv_memory, n_blocks, bs, ctx, per_seq);
+    } else {
+        n_blocks = per_seq * e->opts.parallel;
+    }
+    SP_TRY(sp_kv_create(&e->kv, e->model, n_blocks, bs, err));
+    e->blocks = sp_blocks_new(n_blocks, bs);
+    if (!e->blocks) return sp_fail(err, SP_ENOMEM, "KV block manager: out of memory");
+    e->info.ctx_size = ctx;
+    e->info.n_blocks = n_blocks;
+    e->info.block_size = bs;
+    return SP_OK;
+}
+
+static sp_status alloc_scratch(sp_engine *e, int vocab) {
+    ENGINE_OWNED(e);
+    int p = e->opts.parallel;
+    e->running = calloc((size_t)p, sizeof *e->running);
+    e->batch = calloc((size_t)p, sizeof *e->batch);
+    e->inputs = calloc((size_t)p, sizeof *e->inputs);
+    e->logits = malloc((size_t)p * (size_t)vocab * sizeof *e->logits);
+    e->counts = calloc((size_t)vocab, sizeof *e->counts);
+    e->cand = malloc((size_t)vocab * sizeof *e->cand);
+    e->row_copy = malloc((size_t)vocab * sizeof *e->row_copy);
+    if (!e->running || !e->batch || !e->inputs || !e->logits || !e->counts || !e->cand ||
+        !e->row_copy)
+        return SP_ENOMEM;
+    return SP_OK;
+}
+
+static sp_status engine_load(sp_engine *e, sp_error *err) {
+    ENGINE_OWNED(e);
+    double t0 = sp_now_ms();
+    SP_INFO("loading %s ...", e->model_path);
+    SP_TRY(sp_model_load(&e->model, e->model_path, &e->opts.model, err));
+    const sp_model_desc *d = sp_model_get_desc(e->model);
+    SP_INFO("loading: model %s (%d layers, vocab %d) in %.1f s; tokenizer ...", d->arch,
+            d->n_layers, d->vocab, (sp_now_ms() - t0) / 1e3);
+    SP_TRY(load_tokenizer(e, err));
+    SP_TRY(load_template(e, err));
+    SP_TRY(size_kv(e, d, err));
+    if (alloc_scratch(e, d->vocab) != SP_OK)
+        return sp_fail(err, SP_ENOMEM, "engine scratch: out of memory");
+    collect_eos(e, d);
+    const char *b = sp_tokenizer_bos_token(e->tok), *s = sp_tokenizer_eos_token(e->tok);
+    if (!e->bos_str) e->bos_str = strdup(b ? b : "");
+    if (!e->eos_str) e->eos_str = strdup(s ? s : "");
+    e->info.tokenizer = e->tok;
+    e->info.chat_template = e->tmpl;
+    e->info.bos_token = e->bos_str;
+    e->info.eos_token = e->eos_str;
+    e->info.vocab = d->vocab;
+    e->info.parallel = e->opts.parallel;
+    e->info.model_path = e->model_path;
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.kv_blocks_total = e->stats.kv_blocks_free = e->info.n_blocks;
+    pthread_mutex_unlock(&e->stats_mu);
+    SP_INFO("ready in %.1f s: context %d tokens, %d KV blocks of %d tokens, %d parallel",
+            (sp_now_ms() - t0) / 1e3, e->info.ctx_size, e->info.n_blocks, e->info.block_size,
+            e->opts.parallel);
+    return SP_OK;
+}
+
+/* Frees what only the engine thread may touch. The tokenizer and template
+ * stay (HTTP threads may still read them) until sp_engine_free. */
+static void engine_unload(sp_engine *e) {
+    ENGINE_OWNED(e);
+    sp_sched_free(e);
+    sp_blocks_free(e->blocks);
+    e->blocks = NULL;
+    sp_kv_free(e->kv);
+    e->kv = NULL;
+    sp_model_free(e->model);
+    e->model = NULL;
+}
+
+static void *engine_main(void *arg) {
+    sp_engine *e = arg;
+    /* only this thread reads owner (ENGINE_OWNED), so it sets it itself */
+    e->owner = pthread_self();
+    sp_error err = {0};
+    if (engine_load(e, &err) != SP_OK) {
+        SP_ERROR("load failed: %s", err.msg);
+        pthread_mutex_lock(&e->mu);
+        e->load_err = err;
+        pthread_mutex_unlock(&e->mu);
+        engine_unload(e);
+        set_state(e, SP_ENGINE_FAILED);
+    } else {
+        set_state(e, SP_ENGINE_READY);
+        sp_sched_run(e);
+        engine_unload(e);
+        set_state(e, SP_ENGINE_STOPPED);
+    }
+    /* anything still queued (stop raced with a submit, or load failed) */
+    pthread_mutex_lock(&e->mu);
+    sp_request *q = e->q_head;
+    e->q_head = e->q_tail = NULL;
+    e->q_len = 0;
+    pthread_mutex_unlock(&e->mu);
+    while (q) {
+        sp_request *next = q->next_queued;
+        sp_event ev = {.kind = SP_EV_FINISH, .reason = SP_FINISH_CANCELLED};
+        snprintf(ev.error, sizeof ev.error, "the engine stopped");
+        sp_request_push(q, &ev);
+        sp_request_release(q);
+        q = next;
+    }
+    return NULL;
+}
+
+sp_status sp_engine_start(sp_engine **out, const sp_engine_opts *opts, sp_error *err) {
+    sp_engine *e = calloc(1, sizeof *e);
+    if (!e) return sp_fail(err, SP_ENOMEM, "engine: out of memory");
+    e->opts = *opts;
+    if (e->opts.block_size <= 0) e->opts.block_size = 16;
+    if (e->opts.parallel <= 0) e->opts.parallel = 1;
+    if (e->opts.prefill_chunk <= 0) e->opts.prefill_chunk = 256;
+    if (e->opts.queue_size <= 0) e->opts.queue_size = 64;
+    e->model_path = strdup(opts->model_path ? opts->model_path : "");
+    e->template_path = opts->chat_template_file ? strdup(opts->chat_template_file) : NULL;
+    e->opts.model_path = e->model_path;
+    e->opts.chat_template_file = e->template_path;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    pthread_mutex_init(&e->stats_mu, NULL);
+    atomic_init(&e->next_id, 1);
+    e->state = SP_ENGINE_LOADING;
+    int rc = pthread_create(&e->thread, NULL, engine_main, e);
+    if (rc != 0) {
+        free(e->model_path);
+        free(e->template_path);
+        free(e);
+        return sp_fail(err, SP_EINTERNAL, "engine: cannot start thread (%s)", strerror(rc));
+    }
+    *out = e;
+    return SP_OK;
+}
+
+sp_engine_state sp_engine_get_state(sp_engine *e, sp_error *err) {
+    pthread_mutex_lock(&e->mu);
+    sp_engine_state s = e->state;
+    if (s == SP_ENGINE_FAILED && err) *err = e->load_err;
+    pthread_mutex_unlock(&e->mu);
+    return s;
+}
+
+static void deadline_in(struct timespec *ts, int ms) {
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+sp_engine_state sp_engine_wait_loaded(sp_engine *e, int timeout_ms) {
+    struct timespec until;
+    deadline_in(&until, timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&e->mu);
+    while (e->state == SP_ENGINE_LOADING) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&e->cv, &e->mu);
+        else if (pthread_cond_timedwait(&e->cv, &e->mu, &until) == ETIMEDOUT)
+            break;
+    }
+    sp_engine_state s = e->state;
+    pthread_mutex_unlock(&e->mu);
+    return s;
+}
+
+const sp_engine_info *sp_engine_get_info(sp_engine *e) {
+    /* the mutex orders the READY store after every write to info */
+    pthread_mutex_lock(&e->mu);
+    int ready = e->state == SP_ENGINE_READY;
+    pthread_mutex_unlock(&e->mu);
+    return ready ? &e->info : NULL;
+}
+
+static sp_status validate(const sp_engine_info *in, const sp_request_params *p, sp_error *err) {
+    if (p->n_prompt <= 0) return sp_fail(err, SP_EINVAL, "the prompt is empty");
+    for (int i = 0; i < p->n_prompt; i++)
+        if (p->prompt[i] < 0 || p->prompt[i] >= in->vocab)
+            return sp_fail(err, SP_EINVAL,
+                           "token id %d at prompt[%d] is outside the vocabulary "
+                           "(0..%d)",
+                           p->prompt[i], i, in->vocab - 1);
+    if (p->n_prompt >= in->ctx_size)
+        return sp_fail(err, SP_ERANGE,
+                       "the prompt has %d tokens but the context limit is %d tokens (at least "
+                       "one must be left for the completion)",
+                       p->n_prompt, in->ctx_size);
+    if (p->max_tokens > 0 && (long)p->n_prompt + p->max_tokens > in->ctx_size)
+        return sp_fail(err, SP_ERANGE,
+                       "the context limit is %d tokens, but %d were requested (%d in the prompt, "
+                       "%d for the completion)",
+                       in->ctx_size, p->n_prompt + p->max_tokens, p->n_prompt, p->max_tokens);
+    if (p->top_logprobs < 0 || p->top_logprobs > SP_MAX_TOP_LOGPROBS)
+        return sp_fail(err, SP_EINVAL, "top_logprobs must be between 0 and %d",
+                       SP_MAX_TOP_LOGPROBS);
+    return SP_OK;
+}
+
+sp_status sp_engine_submit(sp_engine *e, const sp_request_params *p, sp_request **out,
+                           sp_error *err) {
+    *out = NULL;
+    const sp_engine_info *in = sp_engine_get_info(e);
+    if (!in) return sp_fail(err, SP_EBUSY, "the model is not loaded (yet)");
+    SP_TRY(validate(in, p, err));
+    uint64_t id = atomic_fetch_add(&e->next_id, 1);
+    sp_request_params q = *p;
+    if (!q.has_seed) q.seed = id * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
+    sp_request *r = sp_request_new(&q, id);
+    if (!r) return sp_fail(err, SP_ENOMEM, "out of memory queueing the request");
+    pthread_mutex_lock(&e->mu);
+    int ok = e->state == SP_ENGINE_READY && !e->stopping && e->q_len < e->opts.queue_size;
+    if (ok) {
+        if (e->q_tail)
+            e->q_tail->next_queued = r;
+        else
+            e->q_head = r;
+        e->q_tail = r;
+        e->q_len++;
+        pthread_cond_broadcast(&e->cv);
+    }
+    int stopping = e->stopping;
+    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_lock(&e->stats_mu);
+    if (ok)
+        e->stats.requests_submitted++;
+    else
+        e->stats.requests_rejected++;
+    pthread_mutex_unlock(&e->stats_mu);
+    if (!ok) {
+        sp_request_release(r);
+        sp_request_release(r);
+        return sp_fail(err, SP_EBUSY,
+                       stopping ? "the server is shutting down"
+                                : "the request queue is full, retry later");
+    }
+    *out = r;
+    return SP_OK;
+}
+
+void sp_engine_get_stats(sp_engine *e, sp_engine_stats *s) {
+    pthread_mutex_lock(&e->stats_mu);
+    *s = e->stats;
+    pthread_mutex_unlock(&e->stats_mu);
+    pthread_mutex_lock(&e->mu);
+    s->waiting = e->q_len;
+    pthread_mutex_unlock(&e->mu);
+}
+
+void sp_engine_stop(sp_engine *e, int grace_ms) {
+    if (!e) return;
+    pthread_mutex_lock(&e->mu);
+    int joinable = !e->stopping;
+    e->stopping = 1;
+    e->stop_deadline = sp_now_ms() + (grace_ms > 0 ? grace_ms : 0);
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (joinable) pthread_join(e->thread, NULL);
+}
+
+void sp_engine_free(sp_engine *e) {
+    if (!e) return;
+    sp_engine_stop(e, 0);
+    sp_template_free(e->tmpl);
+    sp_tokenizer_free(e->tok);
+    free(e->bos_str);
+    free(e->eos_str);
+    free(e->model_path);
+    free(e->template_path);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->stats_mu);
+    free(e);
+}

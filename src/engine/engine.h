@@ -1,0 +1,168 @@
+/* The engine: one thread that loads the model and owns every piece of model
+ * state (weights, KV blocks, the prefix index, sampler state, scratch). Other
+ * threads talk to it only through this header (DESIGN.md section 1):
+ *
+ *   sp_engine_start()      spawns the thread; it loads model + tokenizer
+ *   sp_engine_state()      LOADING -> READY, or FAILED with the load error
+ *   sp_engine_submit()     queues a request (bounded: SP_EBUSY when full)
+ *   sp_request_next()      blocks (with a timeout) for the request's events
+ *   sp_request_cancel()    sets its atomic cancel flag (checked every step)
+ *   sp_request_release()   the submitter is done with it (cancels if running)
+ *   sp_engine_stats()      counters for /metrics
+ *   sp_engine_stop()       drains (grace period), cancels the rest, joins
+ *
+ * Continuous batching: each step decodes one token for every running
+ * sequence in one batched forward, plus up to prefill_chunk prompt tokens of
+ * sequences still prefilling. */
+#ifndef SP_ENGINE_ENGINE_H
+#define SP_ENGINE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/status.h"
+#include "chat/template.h"
+#include "engine/sampling.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct sp_engine sp_engine;
+typedef struct sp_request sp_request;
+
+typedef struct sp_engine_opts {
+    const char *model_path;
+    sp_model_opts model;
+    int ctx_size;       /* max tokens of one sequence; 0: the model's max_pos (capped 8192) */
+    uint64_t kv_memory; /* bytes of KV pool; 0: parallel * ctx_size tokens */
+    int block_size;     /* tokens per KV block (default 16) */
+    int parallel;       /* max running sequences (default 4) */
+    int prefill_chunk;  /* prompt tokens per step over all sequences (default 256) */
+    int queue_size;     /* max waiting requests (default 64) */
+    const char *chat_template_file; /* overrides the model's template */
+} sp_engine_opts;
+
+void sp_engine_opts_default(sp_engine_opts *o);
+
+typedef enum sp_engine_state {
+    SP_ENGINE_LOADING = 0,
+    SP_ENGINE_READY,
+    SP_ENGINE_FAILED,  /* load failed: see the error */
+    SP_ENGINE_STOPPED, /* stopped, or the thread died */
+} sp_engine_state;
+
+/* What the HTTP side needs after READY. Everything here is immutable and
+ * safe to read from any thread once sp_engine_state() returned READY. */
+typedef struct sp_engine_info {
+    const sp_tokenizer *tokenizer;
+    const sp_template *chat_template;
+    int template_is_fallback;          /* the model had none: ChatML (see engine.c) */
+    const char *bos_token, *eos_token; /* strings for templates ("" if none) */
+    int vocab;
+    int ctx_size;
+    int n_blocks, block_size;
+    int parallel;
+    const int32_t *eos_ids;
+    int n_eos;
+    const char *model_path;
+} sp_engine_info;
+
+/* Starts the thread; returns at once (loading runs on the new thread). */
+sp_status sp_engine_start(sp_engine **out, const sp_engine_opts *opts, sp_error *err);
+/* Current state; when FAILED, copies the load error into err (may be NULL). */
+sp_engine_state sp_engine_get_state(sp_engine *e, sp_error *err);
+/* Blocks until the state leaves LOADING or timeout_ms passes (-1: forever). */
+sp_engine_state sp_engine_wait_loaded(sp_engine *e, int timeout_ms);
+/* NULL unless READY. */
+const sp_engine_info *sp_engine_get_info(sp_engine *e);
+/* Stops accepting, lets running requests finish for up to grace_ms, cancels
+ * what is left, joins the thread and frees everything. */
+void sp_engine_stop(sp_engine *e, int grace_ms);
+/* Stops (if not yet) and frees the engine, tokenizer and template included:
+ * call after every thread that reads sp_engine_get_info() is done. */
+void sp_engine_free(sp_engine *e);
+
+typedef struct sp_request_params {
+    const int32_t *prompt; /* copied */
+    int n_prompt;
+    sp_sampling sampling; /* bias array copied */
+    uint64_t seed;
+    int has_seed;
+    int max_tokens;          /* <= 0: until the context is full */
+    const char *const *stop; /* copied */
+    int n_stop;
+    int ignore_eos;
+    int logprobs;     /* report the chosen token's logprob */
+    int top_logprobs; /* 0..SP_MAX_TOP_LOGPROBS */
+} sp_request_params;
+
+#define SP_MAX_TOP_LOGPROBS 20
+
+/* SP_EBUSY: queue full or stopping (HTTP 503); SP_ERANGE: the prompt does not
+ * fit the context (message has the numbers); SP_EINVAL: bad ids or params;
+ * SP_EUNSUPPORTED: not ready. *out holds one reference for the caller. */
+sp_status sp_engine_submit(sp_engine *e, const sp_request_params *p, sp_request **out,
+                           sp_error *err);
+
+typedef enum sp_event_kind { SP_EV_TOKEN = 1, SP_EV_FINISH } sp_event_kind;
+
+typedef enum sp_finish_reason {
+    SP_FINISH_STOP = 0, /* EOS or stop string */
+    SP_FINISH_LENGTH,   /* max_tokens or context full */
+    SP_FINISH_CANCELLED,
+    SP_FINISH_ERROR,
+} sp_finish_reason;
+
+const char *sp_finish_reason_name(sp_finish_reason r);
+
+typedef struct sp_event {
+    sp_event_kind kind;
+    /* Text released by this event (may be empty: held back for stop strings,
+     * or incomplete UTF-8). Owned by the event. */
+    char *text;
+    size_t text_len;
+    /* TOKEN: the sampled token */
+    int32_t token;
+    float logprob;
+    int n_top;
+    sp_token_prob top[SP_MAX_TOP_LOGPROBS];
+    /* FINISH */
+    sp_finish_reason reason;
+    int prompt_tokens, completion_tokens, cached_tokens;
+    double queue_ms, ttft_ms, total_ms;
+    char error[256];
+} sp_event;
+
+/* 1: *ev filled (clear it with sp_event_clear); 0: timed out. After the
+ * FINISH event no more events come. timeout_ms < 0 waits forever. */
+int sp_request_next(sp_request *r, sp_event *ev, int timeout_ms);
+void sp_event_clear(sp_event *ev);
+void sp_request_cancel(sp_request *r);
+void sp_request_release(sp_request *r);
+uint64_t sp_request_id(const sp_request *r);
+
+/* Latency histogram buckets (seconds, upper bounds) used for /metrics. */
+#define SP_HIST_BUCKETS 12
+extern const double sp_hist_bounds[SP_HIST_BUCKETS];
+
+typedef struct sp_hist {
+    uint64_t counts[SP_HIST_BUCKETS + 1]; /* last: +Inf */
+    double sum;
+    uint64_t n;
+} sp_hist;
+
+typedef struct sp_engine_stats {
+    uint64_t requests_submitted, requests_rejected;
+    uint64_t finished[4];    /* by sp_finish_reason */
+    uint64_t prompt_tokens;  /* prompt tokens of admitted requests */
+    uint64_t prefill_tokens; /* prompt tokens actually computed */
+    uint64_t cached_tokens;  /* prompt tokens served from the prefix index */
+    uint64_t generated_tokens;
+    uint64_t steps;
+    int running, waiting;
+    int kv_blocks_total, kv_blocks_used, kv_blocks_cached, kv_blocks_free;
+    sp_hist ttft, itl; /* time to first token, inter-token latency */
+} sp_engine_stats;
+
+void sp_engine_get_stats(sp_engine *e, sp_engine_stats *s);
+
+#endif

@@ -1,0 +1,111 @@
+/* Engine internals shared by engine.c (lifecycle, load, submit), request.c
+ * (requests and their event channels) and sched.c (the step loop). Not part
+ * of the public interface. */
+#ifndef SP_ENGINE_IMPL_H
+#define SP_ENGINE_IMPL_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine/blocks.h"
+#include "engine/engine.h"
+
+/* Debug builds check that engine-private state is touched only by the engine
+ * thread (DESIGN.md section 1). */
+#ifndef NDEBUG
+#define ENGINE_OWNED(e) assert(pthread_equal(pthread_self(), (e)->owner))
+#else
+#define ENGINE_OWNED(e) ((void)(e))
+#endif
+
+typedef struct ev_node {
+    sp_event ev;
+    struct ev_node *next;
+} ev_node;
+
+struct sp_request {
+    uint64_t id;
+    atomic_int refs; /* the submitter's and the engine's */
+    atomic_int cancelled;
+
+    /* the event channel: engine pushes, the submitter pops */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ev_node *head, *tail;
+    int finished;         /* FINISH was pushed */
+    ev_node *finish_node; /* preallocated for the FINISH event */
+
+    /* parameters, owned copies; read by the engine thread only after submit */
+    int32_t *prompt;
+    int n_prompt;
+    sp_sampling sampling;
+    sp_logit_bias *bias;
+    uint64_t seed;
+    int max_tokens;
+    char **stop;
+    int n_stop;
+    int ignore_eos;
+    int logprobs, top_logprobs;
+    double t_submit;
+
+    struct sp_request *next_queued; /* engine queue link (under engine mu) */
+};
+
+sp_request *sp_request_new(const sp_request_params *p, uint64_t id);
+/* Engine side: queue an event (moves ev's text into the channel). */
+void sp_request_push(sp_request *r, sp_event *ev);
+
+typedef struct seq seq;
+
+struct sp_engine {
+    /* immutable after start */
+    sp_engine_opts opts;
+    char *model_path, *template_path;
+    pthread_t thread;
+    pthread_t owner; /* == thread; set before the thread touches anything */
+
+    /* shared: under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sp_engine_state state;
+    sp_error load_err;
+    sp_request *q_head, *q_tail;
+    int q_len;
+    int stopping;
+    double stop_deadline;
+    atomic_uint_fast64_t next_id;
+
+    /* published read-only at READY */
+    sp_engine_info info;
+    sp_tokenizer *tok;
+    sp_template *tmpl;
+    int32_t eos_ids[16];
+    char *bos_str, *eos_str;
+
+    /* engine thread only */
+    sp_model *model;
+    sp_kv *kv;
+    sp_blocks *blocks;
+    seq **running;
+    int n_running;
+    float *logits;
+    int *counts;
+    sp_token_prob *cand;
+    float *row_copy;
+    sp_seq_input *inputs;
+    seq **batch;
+
+    /* stats: written by the engine thread, read by anyone, under stats_mu */
+    pthread_mutex_t stats_mu;
+    sp_engine_stats stats;
+};
+
+double sp_now_ms(void);
+/* The engine thread's main loop after a successful load (sched.c). */
+void sp_sched_run(sp_engine *e);
+/* Frees the scheduler's sequences and scratch (engine thread). */
+void sp_sched_free(sp_engine *e);
+void sp_hist_add(sp_hist *h, double seconds);
+
+#endif

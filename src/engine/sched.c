@@ -1,0 +1,515 @@
+/* The engine thread's loop: continuous batching over the block KV cache.
+ *
+ * Each step: admit waiting requests (prefix lookup + block reservation),
+ * drop cancelled sequences, then run one batched forward holding one decode
+ * token for every generating sequence and up to prefill_chunk prompt tokens
+ * of prefilling ones, sample, stream, and retire finished sequences. A
+ * sequence reserves blocks for its whole budget on admission, so it never
+ * runs out mid-way; requests wait in the queue until their budget fits. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "engine/engine_impl.h"
+#include "engine/stop.h"
+
+struct seq {
+    sp_request *req;
+    int32_t *tokens; /* prompt followed by the output */
+    int n_tokens, n_prompt;
+    int n_computed; /* tokens whose K/V are in the cache */
+    int n_cached;   /* prompt tokens served by the prefix index */
+    int limit;      /* max n_tokens */
+    int32_t *table; /* KV blocks: positions [i*bs, (i+1)*bs) */
+    int n_table;
+    int reserved; /* blocks promised but not yet allocated */
+    uint64_t key; /* chain key of the last published block */
+    int n_published;
+    sp_rng rng;
+    sp_detok *detok;
+    char *held; /* generated text not yet released (stop strings) */
+    size_t held_len, held_cap;
+    double t_admit, t_first_token, t_last_token;
+    int got_first;
+    int n_pushed; /* tokens given to the detokenizer */
+};
+
+static void seq_free(seq *s) {
+    if (!s) return;
+    sp_detok_free(s->detok);
+    free(s->tokens);
+    free(s->table);
+    free(s->held);
+    free(s);
+}
+
+/* Publishes every block that became full, so later requests can reuse it. */
+static void publish_blocks(sp_engine *e, seq *s) {
+    ENGINE_OWNED(e);
+    int bs = e->info.block_size;
+    while ((s->n_published + 1) * bs <= s->n_computed) {
+        const int32_t *t = s->tokens + (size_t)s->n_published * bs;
+        s->key = sp_blocks_key(s->key, t, bs);
+        sp_blocks_publish(e->blocks, s->table[s->n_published], s->key, t);
+        s->n_published++;
+    }
+}
+
+static void release_blocks(sp_engine *e, seq *s) {
+    ENGINE_OWNED(e);
+    for (int i = 0; i < s->n_table; i++) sp_blocks_unref(e->blocks, s->table[i]);
+    s->n_table = 0;
+    sp_blocks_unreserve(e->blocks, s->reserved);
+    s->reserved = 0;
+}
+
+static void finish_request(sp_request *r, sp_event *ev) {
+    sp_request_push(r, ev);
+    sp_request_release(r);
+}
+
+/* Retires a sequence: its full blocks stay indexed, all references go. */
+static void seq_finish(sp_engine *e, seq *s, sp_finish_reason why, char *text, size_t len,
+                       const char *error) {
+    ENGINE_OWNED(e);
+    publish_blocks(e, s);
+    release_blocks(e, s);
+    double now = sp_now_ms();
+    sp_event ev = {.kind = SP_EV_FINISH, .reason = why, .text = text, .text_len = len};
+    ev.prompt_tokens = s->n_prompt;
+    ev.completion_tokens = s->n_tokens - s->n_prompt;
+    ev.cached_tokens = s->n_cached;
+    ev.queue_ms = s->t_admit - s->req->t_submit;
+    ev.ttft_ms = s->got_first ? s->t_first_token - s->req->t_submit : 0;
+    ev.total_ms = now - s->req->t_submit;
+    if (error) snprintf(ev.error, sizeof ev.error, "%s", error);
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.finished[why]++;
+    pthread_mutex_unlock(&e->stats_mu);
+    finish_request(s->req, &ev);
+    s->req = NULL;
+    seq_free(s);
+}
+
+/* Fails or cancels a request that never became a sequence. */
+static void reject_queued(sp_engine *e, sp_request *r, sp_finish_reason why, const char *msg) {
+    ENGINE_OWNED(e);
+    sp_event ev = {.kind = SP_EV_FINISH, .reason = why, .prompt_tokens = r->n_prompt};
+    if (msg) snprintf(ev.error, sizeof ev.error, "%s", msg);
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.finished[why]++;
+    pthread_mutex_unlock(&e->stats_mu);
+    finish_request(r, &ev);
+}
+
+/* Looks up the prompt's full blocks in the prefix index. At least one prompt
+ * token is always left to compute: its logits start the generation. */
+static void match_prefix(sp_engine *e, seq *s) {
+    ENGINE_OWNED(e);
+    int bs = e->info.block_size;
+    int max_blocks = (s->n_prompt - 1) / bs;
+    uint64_t key = 0;
+    for (int i = 0; i < max_blocks; i++) {
+        const int32_t *t = s->tokens + (size_t)i * bs;
+        uint64_t k = sp_blocks_key(key, t, bs);
+        int32_t id = sp_blocks_lookup(e->blocks, k, t);
+        if (id < 0) break;
+        s->table[s->n_table++] = id;
+        key = k;
+    }
+    s->key = key;
+    s->n_published = s->n_table;
+    s->n_cached = s->n_computed = s->n_table * bs;
+}
+
+/* Builds a sequence for r if its block budget fits now; NULL if it must
+ * wait (or on allocation failure: *oom set). */
+static seq *seq_admit(sp_engine *e, sp_request *r, int *oom) {
+    ENGINE_OWNED(e);
+    int bs = e->info.block_size, ctx = e->info.ctx_size;
+    int limit = r->max_tokens > 0 ? r->n_prompt + r->max_tokens : ctx;
+    if (limit > ctx) limit = ctx;
+    int need = (limit + bs - 1) / bs;
+    seq *s = calloc(1, sizeof *s);
+    if (s) {
+        s->tokens = malloc((size_t)limit * sizeof *s->tokens);
+        s->table = malloc((size_t)need * sizeof *s->table);
+        s->detok = sp_detok_new(e->tok, 1);
+    }
+    if (!s || !s->tokens || !s->table || !s->detok) {
+        seq_free(s);
+        *oom = 1;
+        return NULL;
+    }
+    memcpy(s->tokens, r->prompt, (size_t)r->n_prompt * sizeof *s->tokens);
+    s->n_tokens = s->n_prompt = r->n_prompt;
+    s->limit = limit;
+    match_prefix(e, s);
+    if (sp_blocks_reserve(e->blocks, need - s->n_table) != 0) {
+        release_blocks(e, s);
+        seq_free(s);
+        return NULL;
+    }
+    s->reserved = need - s->n_table;
+    s->req = r;
+    sp_rng_seed(&s->rng, r->seed);
+    s->t_admit = sp_now_ms();
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.prompt_tokens += (uint64_t)s->n_prompt;
+    e->stats.cached_tokens += (uint64_t)s->n_cached;
+    pthread_mutex_unlock(&e->stats_mu);
+    return s;
+}
+
+/* Moves waiting requests into free running slots while their budgets fit
+ * (first come, first served: the head waits rather than being overtaken). */
+static void admit(sp_engine *e) {
+    ENGINE_OWNED(e);
+    while (e->n_running < e->opts.parallel) {
+        pthread_mutex_lock(&e->mu);
+        sp_request *r = e->q_head;
+        pthread_mutex_unlock(&e->mu);
+        if (!r) return;
+        int oom = 0;
+        seq *s = NULL;
+        if (!atomic_load(&r->cancelled)) {
+            s = seq_admit(e, r, &oom);
+            /* wait for blocks, unless nothing runs that could free them */
+            if (!s && !oom && e->n_running > 0) return;
+        }
+        pthread_mutex_lock(&e->mu);
+        e->q_head = r->next_queued;
+        if (!e->q_head) e->q_tail = NULL;
+        e->q_len--;
+        pthread_mutex_unlock(&e->mu);
+        r->next_queued = NULL;
+        if (s)
+            e->running[e->n_running++] = s;
+        else if (oom)
+            reject_queued(e, r, SP_FINISH_ERROR, "out of memory admitting the request");
+        else if (atomic_load(&r->cancelled))
+            reject_queued(e, r, SP_FINISH_CANCELLED, NULL);
+        else
+            reject_queued(e, r, SP_FINISH_ERROR, "the request does not fit the KV block pool");
+    }
+}
+
+static void remove_running(sp_engine *e, int i) {
+    ENGINE_OWNED(e);
+    memmove(&e->running[i], &e->running[i + 1],
+            (size_t)(e->n_running - i - 1) * sizeof *e->running);
+    e->n_running--;
+}
+
+static void drop_cancelled(sp_engine *e) {
+    ENGINE_OWNED(e);
+    for (int i = 0; i < e->n_running;) {
+        seq *s = e->running[i];
+        if (atomic_load(&s->req->cancelled)) {
+            remove_running(e, i);
+            seq_finish(e, s, SP_FINISH_CANCELLED, NULL, 0, NULL);
+        } else {
+            i++;
+        }
+    }
+}
+
+static int ensure_blocks(sp_engine *e, seq *s, int upto) {
+    ENGINE_OWNED(e);
+    int bs = e->info.block_size;
+    while (s->n_table * bs < upto) {
+        int32_t id = sp_blocks_alloc(e->blocks);
+        if (id < 0) return -1;
+        s->reserved--;
+        s->table[s->n_table++] = id;
+    }
+    return 0;
+}
+
+static int is_eos(const sp_engine *e, int32_t t) {
+    for (int i = 0; i < e->info.n_eos; i++)
+        if (e->info.eos_ids[i] == t) return 1;
+    return 0;
+}
+
+static void held_append(seq *s, const char *t, size_t n) {
+    if (s->held_len + n + 1 > s->held_cap) {
+        size_t cap = (s->held_len + n + 1) * 2;
+        char *p = realloc(s->held, cap);
+        if (!p) return; /* text lost only under memory exhaustion */
+        s->held = p;
+        s->held_cap = cap;
+    }
+    memcpy(s->held + s->held_len, t, n);
+    s->held_len += n;
+    s->held[s->held_len] = 0;
+}
+
+/* Takes the first n held bytes out as a malloc'd string. */
+static char *held_take(seq *s, size_t n, size_t *len) {
+    char *out = malloc(n + 1);
+    if (!out) {
+        *len = 0;
+        return NULL;
+    }
+    out[n] = 0;
+    if (n > 0) { /* held may still be NULL */
+        memcpy(out, s->held, n);
+        memmove(s->held, s->held + n, s->held_len - n);
+        s->held_len -= n;
+    }
+    *len = n;
+    return out;
+}
+
+/* Appends text from the detokenizer; returns 1 if a stop string completed
+ * (the text before it is then left as the whole held buffer). */
+static int feed_text(seq *s, const char *t, size_t n, size_t *safe) {
+    if (n) held_append(s, t, n);
+    size_t at =
+        sp_stop_scan(s->held ? s->held : "", s->held_len, s->req->stop, s->req->n_stop, safe);
+    if (at == SP_STOP_NONE) return 0;
+    s->held_len = at;
+    *safe = at;
+    return 1;
+}
+
+/* Ends a sequence whose generation is over: flushes the detokenizer (unless
+ * a stop string already cut the text) and releases all held text (up to a
+ * stop string, if the flush completes one). */
+static void seq_end(sp_engine *e, int i, sp_finish_reason why, int flush) {
+    ENGINE_OWNED(e);
+    seq *s = e->running[i];
+    char *t = NULL;
+    size_t n = 0, safe;
+    sp_error err;
+    if (flush && s->n_pushed > 0 && sp_detok_flush(s->detok, &t, &n, &err) == SP_OK && t) {
+        if (feed_text(s, t, n, &safe)) why = SP_FINISH_STOP;
+    }
+    free(t);
+    size_t len;
+    char *rest = held_take(s, s->held_len, &len);
+    remove_running(e, i);
+    seq_finish(e, s, why, rest, len, NULL);
+}
+
+static void fill_logprobs(sp_engine *e, seq *s, const float *row, sp_event *ev) {
+    ENGINE_OWNED(e);
+    int vocab = e->info.vocab;
+    ev->logprob = sp_logprob_of(row, vocab, ev->token);
+    if (s->req->top_logprobs > 0) {
+        ev->n_top = s->req->top_logprobs;
+        sp_top_logprobs(row, vocab, ev->n_top, ev->top);
+    }
+}
+
+static void note_token_time(sp_engine *e, seq *s) {
+    ENGINE_OWNED(e);
+    double now = sp_now_ms();
+    pthread_mutex_lock(&e->stats_mu);
+    if (!s->got_first)
+        sp_hist_add(&e->stats.ttft, (now - s->req->t_submit) / 1e3);
+    else
+        sp_hist_add(&e->stats.itl, (now - s->t_last_token) / 1e3);
+    e->stats.generated_tokens++;
+    pthread_mutex_unlock(&e->stats_mu);
+    if (!s->got_first) s->t_first_token = now;
+    s->got_first = 1;
+    s->t_last_token = now;
+}
+
+/* Samples the next token of running[i] from its logits row and streams it.
+ * Returns 1 if the sequence finished (and was removed). */
+static int seq_sample(sp_engine *e, int i, float *row) {
+    ENGINE_OWNED(e);
+    seq *s = e->running[i];
+    sp_request *r = s->req;
+    int vocab = e->info.vocab;
+    sp_event ev = {.kind = SP_EV_TOKEN};
+    sp_apply_penalties(row, vocab, &r->sampling, s->tokens, s->n_tokens, s->n_prompt, e->counts);
+    int32_t tok;
+    if (r->logprobs) {
+        /* logprobs describe the model's distribution after bias and
+         * penalties, before the sampler's temperature and truncation */
+        memcpy(e->row_copy, row, (size_t)vocab * sizeof *row);
+        tok = sp_sample(e->row_copy, vocab, &r->sampling, &s->rng, e->cand);
+        ev.token = tok;
+        fill_logprobs(e, s, row, &ev);
+    } else {
+        tok = sp_sample(row, vocab, &r->sampling, &s->rng, e->cand);
+        ev.token = tok;
+    }
+    s->tokens[s->n_tokens++] = tok;
+    note_token_time(e, s);
+    if (!r->ignore_eos && is_eos(e, tok)) {
+        seq_end(e, i, SP_FINISH_STOP, 1);
+        return 1;
+    }
+    char *t = NULL;
+    size_t n = 0, safe = 0;
+    sp_error err;
+    int stopped = 0;
+    s->n_pushed++;
+    if (sp_detok_push(s->detok, tok, &t, &n, &err) == SP_OK)
+        stopped = feed_text(s, t ? t : "", n, &safe);
+    free(t);
+    ev.text = held_take(s, safe, &ev.text_len);
+    sp_request_push(r, &ev);
+    if (stopped) {
+        seq_end(e, i, SP_FINISH_STOP, 0);
+        return 1;
+    }
+    int gen = s->n_tokens - s->n_prompt;
+    if ((r->max_tokens > 0 && gen >= r->max_tokens) || s->n_tokens >= s->limit) {
+        seq_end(e, i, SP_FINISH_LENGTH, 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* Plans one step into e->inputs / e->batch; returns the number of entries. */
+static int plan_step(sp_engine *e, int *n_logits) {
+    ENGINE_OWNED(e);
+    int budget = e->opts.prefill_chunk, n = 0;
+    *n_logits = 0;
+    for (int i = 0; i < e->n_running; i++) {
+        seq *s = e->running[i];
+        int pending = s->n_tokens - s->n_computed;
+        int take = pending;
+        if (pending > 1 || s->n_computed < s->n_prompt) {
+            if (take > budget) take = budget;
+            budget -= take;
+        }
+        if (take <= 0) continue;
+        if (ensure_blocks(e, s, s->n_computed + take) != 0) {
+            SP_ERROR("request %llu: KV block reservation broken (bug)",
+                     (unsigned long long)s->req->id);
+            continue;
+        }
+        sp_logits_want want = s->n_computed + take == s->n_tokens ? SP_LOGITS_LAST : SP_LOGITS_NONE;
+        e->inputs[n] = (sp_seq_input){.tokens = s->tokens + s->n_computed,
+                                      .n_tokens = take,
+                                      .pos0 = s->n_computed,
+                                      .block_table = s->table,
+                                      .n_blocks = s->n_table,
+                                      .want = want};
+        e->batch[n++] = s;
+        if (want == SP_LOGITS_LAST) (*n_logits)++;
+    }
+    return n;
+}
+
+static void fail_batch(sp_engine *e, int n, const char *msg) {
+    ENGINE_OWNED(e);
+    for (int b = 0; b < n; b++)
+        for (int i = 0; i < e->n_running; i++)
+            if (e->running[i] == e->batch[b]) {
+                seq *s = e->running[i];
+                remove_running(e, i);
+                seq_finish(e, s, SP_FINISH_ERROR, NULL, 0, msg);
+                break;
+            }
+}
+
+static int index_of(sp_engine *e, seq *s) {
+    for (int i = 0; i < e->n_running; i++)
+        if (e->running[i] == s) return i;
+    return -1;
+}
+
+static void step(sp_engine *e) {
+    ENGINE_OWNED(e);
+    int n_logits;
+    int n = plan_step(e, &n_logits);
+    if (n == 0) return;
+    sp_error err = {0};
+    if (sp_model_forward(e->model, e->kv, e->inputs, n, e->logits, &err) != SP_OK) {
+        SP_ERROR("forward failed: %s", err.msg);
+        fail_batch(e, n, err.msg);
+        return;
+    }
+    uint64_t prefilled = 0;
+    int row = 0;
+    for (int b = 0; b < n; b++) {
+        seq *s = e->batch[b];
+        int was_prefill = s->n_computed < s->n_prompt;
+        if (was_prefill) prefilled += (uint64_t)e->inputs[b].n_tokens;
+        s->n_computed += e->inputs[b].n_tokens;
+        publish_blocks(e, s);
+        if (e->inputs[b].want != SP_LOGITS_LAST) continue;
+        float *lrow = e->logits + (size_t)row++ * e->info.vocab;
+        int i = index_of(e, s);
+        if (i >= 0) seq_sample(e, i, lrow);
+    }
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.prefill_tokens += prefilled;
+    e->stats.steps++;
+    pthread_mutex_unlock(&e->stats_mu);
+}
+
+static void publish_stats(sp_engine *e) {
+    ENGINE_OWNED(e);
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.running = e->n_running;
+    e->stats.kv_blocks_total = sp_blocks_total(e->blocks);
+    e->stats.kv_blocks_used = sp_blocks_used(e->blocks);
+    e->stats.kv_blocks_cached = sp_blocks_cached(e->blocks);
+    e->stats.kv_blocks_free = e->stats.kv_blocks_total - e->stats.kv_blocks_used;
+    pthread_mutex_unlock(&e->stats_mu);
+}
+
+static void cancel_everything(sp_engine *e) {
+    ENGINE_OWNED(e);
+    for (int i = 0; i < e->n_running; i++) atomic_store(&e->running[i]->req->cancelled, 1);
+    pthread_mutex_lock(&e->mu);
+    for (sp_request *r = e->q_head; r; r = r->next_queued) atomic_store(&r->cancelled, 1);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Sleeps while there is nothing to do; returns 0 when the loop should end. */
+static int wait_for_work(sp_engine *e) {
+    ENGINE_OWNED(e);
+    pthread_mutex_lock(&e->mu);
+    while (!e->stopping && e->n_running == 0 && !e->q_head) pthread_cond_wait(&e->cv, &e->mu);
+    int stopping = e->stopping, idle = e->n_running == 0 && !e->q_head;
+    double deadline = e->stop_deadline;
+    pthread_mutex_unlock(&e->mu);
+    if (stopping && idle) return 0;
+    if (stopping && sp_now_ms() >= deadline) cancel_everything(e);
+    return 1;
+}
+
+void sp_sched_run(sp_engine *e) {
+    ENGINE_OWNED(e);
+    while (wait_for_work(e)) {
+        admit(e);
+        drop_cancelled(e);
+        step(e);
+        publish_stats(e);
+    }
+    publish_stats(e);
+}
+
+void sp_sched_free(sp_engine *e) {
+    ENGINE_OWNED(e);
+    for (int i = 0; i < e->n_running; i++) {
+        seq *s = e->running[i];
+        seq_finish(e, s, SP_FINISH_CANCELLED, NULL, 0, "the engine stopped");
+    }
+    e->n_running = 0;
+    free(e->running);
+    free(e->batch);
+    free(e->inputs);
+    free(e->logits);
+    free(e->counts);
+    free(e->cand);
+    free(e->row_copy);
+    e->row_copy = NULL;
+    e->running = NULL;
+    e->batch = NULL;
+    e->inputs = NULL;
+    e->logits = NULL;
+    e->counts = NULL;
+    e->cand = NULL;
+}

@@ -1,0 +1,368 @@
+/* Route handlers: chat and text completions (non-streaming here, streaming in
+ * stream.c), models, health, tokenize, detokenize; and the JSON pieces the
+ * streaming side shares. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/utf8.h"
+#include "server/server_impl.h"
+
+char *utf8_sanitize(const char *s, size_t n, size_t *out_len) {
+    char *out = malloc(n * 3 + 1), *o = out;
+    if (!out) return NULL;
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = sp_utf8_decode(s + i, n - i, &cp);
+        if (k > 0 && cp != 0) {
+            memcpy(o, s + i, (size_t)k);
+            o += k;
+            i += (size_t)k;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3); /* U+FFFD */
+            o += 3;
+            i++;
+        }
+    }
+    *o = 0;
+    *out_len = (size_t)(o - out);
+    return out;
+}
+
+json_t *json_text(const char *s, size_t n) {
+    size_t len;
+    char *clean = utf8_sanitize(s ? s : "", s ? n : 0, &len);
+    json_t *j = clean ? json_stringn_nocheck(clean, len) : json_string("");
+    free(clean);
+    return j;
+}
+
+json_t *token_text_json(const sp_tokenizer *tok, int32_t id, int as_id, json_t **bytes_out) {
+    char *text = NULL;
+    size_t len = 0;
+    sp_error e;
+    if (as_id) { /* vLLM's return_tokens_as_token_ids */
+        char buf[32];
+        len = (size_t)snprintf(buf, sizeof buf, "token_id:%d", id);
+        text = strdup(buf);
+    } else if (sp_tokenizer_decode(tok, &id, 1, 0, &text, &len, &e) != SP_OK) {
+        text = NULL;
+        len = 0;
+    }
+    if (bytes_out) {
+        *bytes_out = json_array();
+        for (size_t i = 0; i < len; i++)
+            json_array_append_new(*bytes_out, json_integer((unsigned char)text[i]));
+    }
+    json_t *j = json_text(text, len);
+    free(text);
+    return j;
+}
+
+json_t *usage_json(const sp_event *fin) {
+    return json_pack("{s:i, s:i, s:i, s:{s:i}}", "prompt_tokens", fin->prompt_tokens,
+                     "completion_tokens", fin->completion_tokens, "total_tokens",
+                     fin->prompt_tokens + fin->completion_tokens, "prompt_tokens_details",
+                     "cached_tokens", fin->cached_tokens);
+}
+
+const char *finish_reason_str(sp_finish_reason r) {
+    return r == SP_FINISH_LENGTH ? "length" : "stop";
+}
+
+/* Maps a submit failure onto its HTTP status. */
+static void submit_error(const sp_error *e, int chat, api_error *err) {
+    switch (e->status) {
+    case SP_EBUSY:
+        api_fail(err, 503, NULL, "%s", e->msg);
+        break;
+    case SP_ERANGE:
+        api_fail(err, 400, chat ? "messages" : "prompt", "%s", e->msg);
+        err->code = "context_length_exceeded";
+        break;
+    case SP_EINVAL:
+        api_fail(err, 400, NULL, "%s", e->msg);
+        break;
+    default:
+        api_fail(err, 500, NULL, "%s", e->msg);
+        break;
+    }
+}
+
+static int not_ready(sp_server *s, reply *r) {
+    if (sp_engine_get_info(s->engine)) return 0;
+    api_error err;
+    sp_error le = {0};
+    sp_engine_state st = sp_engine_get_state(s->engine, &le);
+    if (st == SP_ENGINE_LOADING)
+        api_fail(&err, 503, NULL, "the model is loading");
+    else if (st == SP_ENGINE_FAILED)
+        api_fail(&err, 503, NULL, "the model failed to load: %s", le.msg);
+    else
+        api_fail(&err, 503, NULL, "the engine is not running");
+    reply_error(r, &err);
+    return 1;
+}
+
+/* Logprob entries for one token event. */
+json_t *chat_logprob_entry(const sp_tokenizer *tok, const sp_event *ev, int as_ids) {
+    json_t *bytes;
+    json_t *t = token_text_json(tok, ev->token, as_ids, &bytes);
+    json_t *top = json_array();
+    for (int i = 0; i < ev->n_top; i++) {
+        json_t *tb;
+        json_t *tt = token_text_json(tok, ev->top[i].id, as_ids, &tb);
+        json_array_append_new(top, json_pack("{s:o, s:f, s:o}", "token", tt, "logprob",
+                                             (double)ev->top[i].p, "bytes", tb));
+    }
+    return json_pack("{s:o, s:f, s:o, s:o}", "token", t, "logprob", (double)ev->logprob, "bytes",
+                     bytes, "top_logprobs", top);
+}
+
+/* Completions-style logprobs, appended to the four parallel arrays. */
+void completion_logprobs_add(json_t *lp, const sp_tokenizer *tok, const sp_event *ev, size_t offset,
+                             int as_ids) {
+    json_array_append_new(json_object_get(lp, "tokens"),
+                          token_text_json(tok, ev->token, as_ids, NULL));
+    json_array_append_new(json_object_get(lp, "token_logprobs"), json_real(ev->logprob));
+    json_t *top = json_object();
+    for (int i = 0; i < ev->n_top; i++) {
+        json_t *tt = token_text_json(tok, ev->top[i].id, as_ids, NULL);
+        json_object_set_new(top, json_string_value(tt), json_real(ev->top[i].p));
+        json_decref(tt);
+    }
+    json_array_append_new(json_object_get(lp, "top_logprobs"), top);
+    json_array_append_new(json_object_get(lp, "text_offset"), json_integer((json_int_t)offset));
+}
+
+json_t *completion_logprobs_new(void) {
+    return json_pack("{s:[], s:[], s:[], s:[]}", "tokens", "token_logprobs", "top_logprobs",
+                     "text_offset");
+}
+
+typedef struct collected {
+    char *text;
+    size_t len, cap;
+    json_t *logprobs; /* chat: array of entries; completions: the four arrays */
+    sp_event fin;
+} collected;
+
+static void append(collected *c, const char *t, size_t n) {
+    if (!n) return;
+    if (c->len + n + 1 > c->cap) {
+        c->cap = (c->len + n + 1) * 2;
+        c->text = realloc(c->text, c->cap);
+    }
+    memcpy(c->text + c->len, t, n);
+    c->len += n;
+    c->text[c->len] = 0;
+}
+
+static void collect(sp_request *req, const gen_req *g, const sp_tokenizer *tok, collected *c,
+                    struct MHD_Connection *conn) {
+    if (g->logprobs) c->logprobs = g->chat ? json_array() : completion_logprobs_new();
+    double next_check = srv_now_ms() + 200;
+    for (;;) {
+        sp_event ev;
+        int got = sp_request_next(req, &ev, 200);
+        if (srv_now_ms() >= next_check) { /* tokens may flow nonstop: check by time */
+            next_check = srv_now_ms() + 200;
+            if (client_gone(conn)) sp_request_cancel(req); /* FINISH follows */
+        }
+        if (!got) continue;
+        if (ev.kind == SP_EV_TOKEN && g->logprobs) {
+            if (g->chat)
+                json_array_append_new(c->logprobs, chat_logprob_entry(tok, &ev, g->tokens_as_ids));
+            else
+                completion_logprobs_add(c->logprobs, tok, &ev, c->len, g->tokens_as_ids);
+        }
+        append(c, ev.text, ev.text_len);
+        if (ev.kind == SP_EV_FINISH) {
+            c->fin = ev;
+            c->fin.text = NULL;
+            sp_event_clear(&ev);
+            return;
+        }
+        sp_event_clear(&ev);
+    }
+}
+
+static json_t *completion_body(sp_server *s, const gen_req *g, collected *c, uint64_t id) {
+    char rid[48];
+    snprintf(rid, sizeof rid, "%s-%llu", g->chat ? "chatcmpl" : "cmpl", (unsigned long long)id);
+    json_t *text = json_text(c->text, c->len);
+    json_t *lp = c->logprobs ? c->logprobs : json_null();
+    if (g->chat && c->logprobs) lp = json_pack("{s:o}", "content", c->logprobs);
+    c->logprobs = NULL;
+    json_t *choice = g->chat
+                         ? json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", 0, "message", "role",
+                                     "assistant", "content", text, "logprobs", lp, "finish_reason",
+                                     finish_reason_str(c->fin.reason))
+                         : json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "text", text, "logprobs",
+                                     lp, "finish_reason", finish_reason_str(c->fin.reason));
+    return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o, s:s}", "id", rid, "object",
+                     g->chat ? "chat.completion" : "text_completion", "created",
+                     (json_int_t)time(NULL), "model", s->model_id, "choices", choice, "usage",
+                     usage_json(&c->fin), "system_fingerprint", "spindle");
+}
+
+void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply *r, uint64_t id) {
+    if (not_ready(s, r)) return;
+    const sp_engine_info *info = sp_engine_get_info(s->engine);
+    api_error err = {0};
+    gen_req g;
+    if (parse_gen_request(body, chat, info, &g, &err)) {
+        gen_req_free(&g);
+        reply_error(r, &err);
+        return;
+    }
+    r->prompt_tokens = (int)g.n_prompt;
+    sp_request *req;
+    sp_error e = {0};
+    if (sp_engine_submit(s->engine, &g.params, &req, &e) != SP_OK) {
+        submit_error(&e, chat, &err);
+        gen_req_free(&g);
+        reply_error(r, &err);
+        return;
+    }
+    if (g.stream) {
+        r->status = 200;
+        r->streaming = 1;
+        r->resp = stream_response(s, req, &g, id, r->conn);
+        if (!r->resp) { /* out of memory: g and req were not taken over */
+            sp_request_release(req);
+            gen_req_free(&g);
+        }
+        return;
+    }
+    collected c = {0};
+    collect(req, &g, info->tokenizer, &c, r->conn);
+    sp_request_release(req);
+    r->completion_tokens = c.fin.completion_tokens;
+    r->cached_tokens = c.fin.cached_tokens;
+    r->ttft_ms = c.fin.ttft_ms;
+    if (c.fin.reason == SP_FINISH_CANCELLED || c.fin.reason == SP_FINISH_ERROR) {
+        if (c.fin.reason == SP_FINISH_CANCELLED)
+            api_fail(&err, 503, NULL,
+                     "the request was "
+                     "cancelled (server shutting down)");
+        else
+            api_fail(&err, 500, NULL, "generation failed: %s", c.fin.error);
+        json_decref(c.logprobs);
+        reply_error(r, &err);
+    } else {
+        reply_json(r, 200, completion_body(s, &g, &c, id));
+    }
+    free(c.text);
+    gen_req_free(&g);
+}
+
+void route_models(sp_server *s, reply *r) {
+    const sp_engine_info *info = sp_engine_get_info(s->engine);
+    json_t *m = json_pack("{s:s, s:s, s:I, s:s}", "id", s->model_id, "object", "model", "created",
+                          (json_int_t)s->created, "owned_by", "spindle");
+    if (info) json_object_set_new(m, "max_model_len", json_integer(info->ctx_size));
+    reply_json(r, 200, json_pack("{s:s, s:[o]}", "object", "list", "data", m));
+}
+
+void route_health(sp_server *s, reply *r) {
+    sp_error le = {0};
+    sp_engine_state st = sp_engine_get_state(s->engine, &le);
+    if (st == SP_ENGINE_READY) {
+        reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+        return;
+    }
+    const char *what = st == SP_ENGINE_LOADING  ? "loading"
+                       : st == SP_ENGINE_FAILED ? "failed"
+                                                : "stopped";
+    json_t *b = json_pack("{s:s}", "status", what);
+    if (st == SP_ENGINE_FAILED) json_object_set_new(b, "error", json_text(le.msg, strlen(le.msg)));
+    reply_json(r, 503, b);
+    MHD_add_response_header(r->resp, "Retry-After", "1");
+}
+
+static int ids_json(const int32_t *ids, size_t n, json_t **out) {
+    *out = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(*out, json_integer(ids[i]));
+    return 0;
+}
+
+void route_tokenize(sp_server *s, const json_t *body, reply *r) {
+    if (not_ready(s, r)) return;
+    const sp_engine_info *info = sp_engine_get_info(s->engine);
+    api_error err = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (!json_is_object(body)) {
+        api_fail(&err, 400, NULL, "the request body must be a JSON object");
+    } else if (json_object_get(body, "messages")) {
+        render_chat(body, info, &ids, &n, &err);
+    } else {
+        json_t *c = json_object_get(body, "content");
+        const char *key = "content";
+        if (!c) c = json_object_get(body, "prompt"), key = "prompt";
+        int add_special = 1;
+        json_t *as = json_object_get(body, "add_special");
+        if (as && !json_is_boolean(as))
+            api_fail(&err, 400, "add_special", "add_special must be a boolean");
+        else if (!json_is_string(c))
+            api_fail(&err, 400, key, "%s must be a string", key);
+        if (as) add_special = json_is_true(as);
+        sp_error e = {0};
+        if (!err.status &&
+            sp_tokenizer_encode(info->tokenizer, json_string_value(c), json_string_length(c),
+                                add_special, 1, &ids, &n, &e) != SP_OK)
+            api_fail(&err, 400, key, "cannot tokenize: %s", e.msg);
+    }
+    if (err.status) {
+        free(ids);
+        reply_error(r, &err);
+        return;
+    }
+    json_t *arr;
+    ids_json(ids, n, &arr);
+    free(ids);
+    reply_json(r, 200,
+               json_pack("{s:o, s:i, s:i}", "tokens", arr, "count", (int)n, "max_model_len",
+                         info->ctx_size));
+}
+
+void route_detokenize(sp_server *s, const json_t *body, reply *r) {
+    if (not_ready(s, r)) return;
+    const sp_engine_info *info = sp_engine_get_info(s->engine);
+    api_error err = {0};
+    json_t *t = json_object_get(body, "tokens");
+    if (!json_is_array(t)) {
+        api_fail(&err, 400, "tokens", "tokens must be an array of token ids");
+        reply_error(r, &err);
+        return;
+    }
+    size_t n = json_array_size(t);
+    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    for (size_t i = 0; i < n && !err.status; i++) {
+        json_t *v = json_array_get(t, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) >= info->vocab) {
+            char path[40];
+            snprintf(path, sizeof path, "tokens[%zu]", i);
+            api_fail(&err, 400, path, "%s must be a token id between 0 and %d", path,
+                     info->vocab - 1);
+        } else {
+            ids[i] = (int32_t)json_integer_value(v);
+        }
+    }
+    char *text = NULL;
+    size_t len = 0;
+    sp_error e = {0};
+    if (!err.status && sp_tokenizer_decode(info->tokenizer, ids, n, 0, &text, &len, &e) != SP_OK)
+        api_fail(&err, 400, "tokens", "cannot decode: %s", e.msg);
+    free(ids);
+    if (err.status) {
+        reply_error(r, &err);
+        return;
+    }
+    json_t *j = json_text(text, len);
+    free(text);
+    reply_json(r, 200, json_pack("{s:O, s:o}", "content", j, "prompt", j));
+}

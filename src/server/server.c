@@ -1,0 +1,335 @@
+/* HTTP plumbing: the libmicrohttpd daemon (one thread per connection, so a
+ * handler may block on its request's events), body collection with the size
+ * limit, auth, CORS, routing, and one log line per request. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/utf8.h"
+#include "server/server_impl.h"
+
+typedef struct conn {
+    char *body;
+    size_t len, cap;
+    int too_big;
+    double t0;
+    uint64_t id;
+} conn;
+
+void sp_server_opts_default(sp_server_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->host = "127.0.0.1";
+    o->port = 8000;
+    o->max_connections = 128;
+    o->max_body = 8u << 20;
+    o->model_id = "model";
+}
+
+static void add_cors(const sp_server *s, struct MHD_Response *resp) {
+    if (!s->cors_origin) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", s->cors_origin);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+}
+
+void reply_text(reply *r, int status, const char *content_type, const char *text) {
+    r->status = status;
+    r->resp = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r->resp, "Content-Type", content_type);
+}
+
+void reply_json(reply *r, int status, json_t *body) {
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text) text = strdup("{}");
+    r->status = status;
+    r->resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r->resp, "Content-Type", "application/json");
+}
+
+void reply_error(reply *r, const api_error *e) {
+    json_t *err =
+        json_pack("{s:o, s:s, s:o, s:o}", "message", json_text(e->message, strlen(e->message)),
+                  "type", e->type ? e->type : "invalid_request_error", "param",
+                  e->param[0] ? json_string(e->param) : json_null(), "code",
+                  e->code ? json_string(e->code) : json_null());
+    reply_json(r, e->status, json_pack("{s:o}", "error", err));
+    if (e->status == 503) MHD_add_response_header(r->resp, "Retry-After", "1");
+    if (e->status == 401) MHD_add_response_header(r->resp, "WWW-Authenticate", "Bearer");
+}
+
+int client_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+        c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    if (!ci) return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return 0;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* Compares in time independent of where the strings differ. */
+static int const_time_eq(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++) diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return diff == 0;
+}
+
+static int authorized(const sp_server *s, struct MHD_Connection *c) {
+    if (!s->api_key) return 1;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
+    return const_time_eq(h + 7, s->api_key);
+}
+
+/* Parses the collected body: invalid UTF-8 and invalid JSON are 400s. */
+static json_t *parse_body(const conn *cn, api_error *err) {
+    long bad = sp_utf8_invalid_at(cn->body ? cn->body : "", cn->len);
+    if (bad >= 0) {
+        api_fail(err, 400, NULL, "the request body is not valid UTF-8 (byte %ld)", bad);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(cn->body ? cn->body : "", cn->len, 0, &je);
+    if (!j)
+        api_fail(err, 400, NULL, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                 je.text);
+    return j;
+}
+
+typedef enum route_id {
+    R_NONE,
+    R_CHAT,
+    R_COMPLETIONS,
+    R_MODELS,
+    R_HEALTH,
+    R_METRICS,
+    R_TOKENIZE,
+    R_DETOKENIZE
+} route_id;
+
+static const struct {
+    const char *path;
+    const char *method;
+    route_id id;
+} routes[] = {
+    {"/v1/chat/completions", "POST", R_CHAT},
+    {"/chat/completions", "POST", R_CHAT},
+    {"/v1/completions", "POST", R_COMPLETIONS},
+    {"/completions", "POST", R_COMPLETIONS},
+    {"/v1/models", "GET", R_MODELS},
+    {"/models", "GET", R_MODELS},
+    {"/health", "GET", R_HEALTH},
+    {"/metrics", "GET", R_METRICS},
+    {"/tokenize", "POST", R_TOKENIZE},
+    {"/detokenize", "POST", R_DETOKENIZE},
+};
+
+/* Finds the route; *wrong_method is set when the path exists. */
+static route_id find_route(const char *url, const char *method, int *wrong_method) {
+    *wrong_method = 0;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(url, routes[i].path)) continue;
+        if (!strcmp(method, routes[i].method)) return routes[i].id;
+        *wrong_method = 1;
+    }
+    return R_NONE;
+}
+
+static void dispatch(sp_server *s, struct MHD_Connection *c, const char *url, const char *method,
+                     conn *cn, reply *r) {
+    api_error err = {0};
+    int wrong_method;
+    route_id id = find_route(url, method, &wrong_method);
+    if (id == R_NONE) {
+        if (wrong_method)
+            api_fail(&err, 405, NULL, "%s is not allowed on %s", method, url);
+        else
+            api_fail(&err, 404, NULL, "no route %s %s", method, url);
+        reply_error(r, &err);
+        return;
+    }
+    if (id != R_HEALTH && !authorized(s, c)) {
+        api_fail(&err, 401, NULL, "missing or invalid API key (Authorization: Bearer ...)");
+        err.code = "invalid_api_key";
+        reply_error(r, &err);
+        return;
+    }
+    if (cn->too_big) {
+        api_fail(&err, 413, NULL, "the request body is larger than %zu bytes (--max-body)",
+                 s->opts.max_body);
+        reply_error(r, &err);
+        return;
+    }
+    json_t *body = NULL;
+    if (!strcmp(method, "POST") && !(body = parse_body(cn, &err))) {
+        reply_error(r, &err);
+        return;
+    }
+    switch (id) {
+    case R_CHAT:
+        route_chat_or_completion(s, body, 1, r, cn->id);
+        break;
+    case R_COMPLETIONS:
+        route_chat_or_completion(s, body, 0, r, cn->id);
+        break;
+    case R_MODELS:
+        route_models(s, r);
+        break;
+    case R_HEALTH:
+        route_health(s, r);
+        break;
+    case R_METRICS:
+        route_metrics(s, r);
+        break;
+    case R_TOKENIZE:
+        route_tokenize(s, body, r);
+        break;
+    case R_DETOKENIZE:
+        route_detokenize(s, body, r);
+        break;
+    default:
+        break;
+    }
+    json_decref(body);
+}
+
+static void count_status(sp_server *s, int status) {
+    int k = status / 100;
+    atomic_fetch_add(&s->http_status[k >= 1 && k <= 5 ? k : 0], 1);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls) {
+    sp_server *s = cls;
+    conn *cn = *con_cls;
+    if (!cn) {
+        cn = calloc(1, sizeof *cn);
+        if (!cn) return MHD_NO;
+        cn->t0 = srv_now_ms();
+        cn->id = atomic_fetch_add(&s->next_id, 1);
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->opts.max_body) cn->too_big = 1;
+        *con_cls = cn;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        if (!cn->too_big && cn->len + *upload_size > s->opts.max_body) cn->too_big = 1;
+        if (!cn->too_big) {
+            if (cn->len + *upload_size + 1 > cn->cap) {
+                size_t cap = (cn->len + *upload_size + 1) * 2;
+                char *p = realloc(cn->body, cap);
+                if (!p) return MHD_NO;
+                cn->body = p;
+                cn->cap = cap;
+            }
+            memcpy(cn->body + cn->len, upload_data, *upload_size);
+            cn->len += *upload_size;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    reply r = {.conn = c};
+    if (!strcmp(method, "OPTIONS")) {
+        reply_text(&r, 204, "text/plain", "");
+    } else {
+        dispatch(s, c, url, method, cn, &r);
+    }
+    if (!r.resp) {
+        api_error err;
+        api_fail(&err, 500, NULL, "no response was produced (bug)");
+        reply_error(&r, &err);
+    }
+    add_cors(s, r.resp);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)r.status, r.resp);
+    MHD_destroy_response(r.resp);
+    count_status(s, r.status);
+    if (!r.streaming && strcmp(url, "/health") && strcmp(url, "/metrics"))
+        SP_INFO("req %llu %s %s -> %d prompt=%d completion=%d cached=%d ttft=%.1fms "
+                "total=%.1fms",
+                (unsigned long long)cn->id, method, url, r.status, r.prompt_tokens,
+                r.completion_tokens, r.cached_tokens, r.ttft_ms, srv_now_ms() - cn->t0);
+    return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    conn *cn = *con_cls;
+    if (!cn) return;
+    free(cn->body);
+    free(cn);
+    *con_cls = NULL;
+}
+
+static sp_status bind_addr(const char *host, int port, struct sockaddr_in *sa, sp_error *err) {
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    const char *h = !strcmp(host, "localhost") ? "127.0.0.1" : host;
+    if (inet_pton(AF_INET, h, &sa->sin_addr) != 1)
+        return sp_fail(err, SP_EINVAL, "--host %s: not an IPv4 address", host);
+    return SP_OK;
+}
+
+sp_status sp_server_start(sp_server **out, const sp_server_opts *opts, sp_engine *engine,
+                          sp_error *err) {
+    struct sockaddr_in sa;
+    SP_TRY(bind_addr(opts->host ? opts->host : "127.0.0.1", opts->port, &sa, err));
+    sp_server *s = calloc(1, sizeof *s);
+    if (!s) return sp_fail(err, SP_ENOMEM, "server: out of memory");
+    s->opts = *opts;
+    s->engine = engine;
+    s->host = strdup(opts->host ? opts->host : "127.0.0.1");
+    s->api_key = opts->api_key && *opts->api_key ? strdup(opts->api_key) : NULL;
+    s->cors_origin = opts->cors_origin ? strdup(opts->cors_origin) : NULL;
+    s->model_id = strdup(opts->model_id ? opts->model_id : "model");
+    s->created = (long)time(NULL);
+    atomic_init(&s->next_id, 1);
+    if (s->opts.max_body == 0) s->opts.max_body = 8u << 20;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    s->daemon =
+        MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, s,
+                         MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)(opts->max_connections > 0 ? opts->max_connections : 128),
+                         MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_NOTIFY_COMPLETED,
+                         on_completed, s, MHD_OPTION_END);
+    if (!s->daemon) {
+        sp_fail(err, SP_EIO, "cannot listen on %s:%d (in use, or not allowed)", s->host,
+                opts->port);
+        sp_server_stop(s);
+        return err ? err->status : SP_EIO;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : opts->port;
+    *out = s;
+    return SP_OK;
+}
+
+int sp_server_port(const sp_server *s) {
+    return s->port;
+}
+
+void sp_server_quiesce(sp_server *s) {
+    if (s && s->daemon) {
+        MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+        if (fd != MHD_INVALID_SOCKET) close(fd);
+    }
+}
+
+void sp_server_stop(sp_server *s) {
+    if (!s) return;
+    if (s->daemon) MHD_stop_daemon(s->daemon);
+    free(s->host);
+    free(s->api_key);
+    free(s->cors_origin);
+    free(s->model_id);
+    free(s);
+}

@@ -1,0 +1,37 @@
+/* The OpenAI-compatible HTTP server (libmicrohttpd, one thread per
+ * connection). HTTP threads parse, validate, render the chat template,
+ * tokenize, then submit to the engine and wait on the request's events; they
+ * never touch model state (DESIGN.md section 1). Routes: docs/api.md. */
+#ifndef SP_SERVER_SERVER_H
+#define SP_SERVER_SERVER_H
+
+#include <stddef.h>
+
+#include "base/status.h"
+#include "engine/engine.h"
+
+typedef struct sp_server sp_server;
+
+typedef struct sp_server_opts {
+    const char *host;        /* default 127.0.0.1 */
+    int port;                /* default 8000; 0 picks a free port */
+    int max_connections;     /* --threads-http: concurrent connections (threads) */
+    const char *api_key;     /* NULL: no auth */
+    size_t max_body;         /* bytes; 413 above */
+    const char *cors_origin; /* NULL: no CORS headers */
+    const char *model_id;    /* served id (--alias, else the file/dir name) */
+} sp_server_opts;
+
+void sp_server_opts_default(sp_server_opts *o);
+
+/* Binds and starts serving (the engine may still be loading: /health says
+ * 503 until it is ready). The engine must outlive the server. */
+sp_status sp_server_start(sp_server **out, const sp_server_opts *opts, sp_engine *engine,
+                          sp_error *err);
+int sp_server_port(const sp_server *s);
+/* Stops accepting new connections; open ones keep being served. */
+void sp_server_quiesce(sp_server *s);
+/* Closes every connection, joins the threads and frees the server. */
+void sp_server_stop(sp_server *s);
+
+#endif

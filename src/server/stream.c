@@ -1,0 +1,189 @@
+/* Server-sent events for "stream": true. MHD pulls bytes through
+ * stream_read (on this connection's own thread, so it may block on the
+ * request's events); when the client goes away MHD calls stream_free, which
+ * releases the request, and the engine cancels it at its next step. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "server/server_impl.h"
+
+typedef struct stream {
+    sp_server *s;
+    const sp_engine_info *info;
+    sp_request *req;
+    gen_req g;
+    uint64_t id;
+    long created;
+    char rid[48];
+    char *buf;
+    size_t len, off, cap;
+    int started, finished, ended;
+    size_t text_offset;
+    sp_event fin;
+    double t0;
+    struct MHD_Connection *conn;
+} stream;
+
+static void put(stream *st, const char *data, size_t n) {
+    if (st->len + n > st->cap) {
+        size_t cap = (st->len + n) * 2 + 256;
+        char *p = realloc(st->buf, cap);
+        if (!p) return;
+        st->buf = p;
+        st->cap = cap;
+    }
+    memcpy(st->buf + st->len, data, n);
+    st->len += n;
+}
+
+static void put_event(stream *st, json_t *j) {
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text) return;
+    put(st, "data: ", 6);
+    put(st, text, strlen(text));
+    put(st, "\n\n", 2);
+    free(text);
+}
+
+/* One chunk: chat puts text in delta.content, completions in text. */
+static json_t *chunk(stream *st, json_t *delta_or_text, json_t *logprobs, const char *finish) {
+    json_t *choice = st->g.chat
+                         ? json_pack("{s:i, s:o, s:o, s:o}", "index", 0, "delta", delta_or_text,
+                                     "logprobs", logprobs ? logprobs : json_null(), "finish_reason",
+                                     finish ? json_string(finish) : json_null())
+                         : json_pack("{s:i, s:o, s:o, s:o}", "index", 0, "text", delta_or_text,
+                                     "logprobs", logprobs ? logprobs : json_null(), "finish_reason",
+                                     finish ? json_string(finish) : json_null());
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", st->rid, "object",
+                     st->g.chat ? "chat.completion.chunk" : "text_completion", "created",
+                     (json_int_t)st->created, "model", st->s->model_id, "system_fingerprint",
+                     "spindle", "choices", choice);
+}
+
+static json_t *text_payload(stream *st, const char *t, size_t n) {
+    json_t *text = json_text(t, n);
+    return st->g.chat ? json_pack("{s:o}", "content", text) : text;
+}
+
+static void on_token(stream *st, const sp_event *ev) {
+    json_t *lp = NULL;
+    if (st->g.logprobs) {
+        if (st->g.chat) {
+            lp = json_pack("{s:[o]}", "content",
+                           chat_logprob_entry(st->info->tokenizer, ev, st->g.tokens_as_ids));
+        } else {
+            lp = completion_logprobs_new();
+            completion_logprobs_add(lp, st->info->tokenizer, ev, st->text_offset,
+                                    st->g.tokens_as_ids);
+        }
+    }
+    if (!ev->text_len && !lp) return; /* held back: nothing to say yet */
+    put_event(st, chunk(st, text_payload(st, ev->text, ev->text_len), lp, NULL));
+    st->text_offset += ev->text_len;
+}
+
+static void on_finish(stream *st, const sp_event *ev) {
+    st->fin = *ev;
+    st->fin.text = NULL;
+    if (ev->reason == SP_FINISH_ERROR || ev->reason == SP_FINISH_CANCELLED) {
+        api_error err;
+        if (ev->reason == SP_FINISH_ERROR)
+            api_fail(&err, 500, NULL, "generation failed: %s", ev->error);
+        else
+            api_fail(&err, 503, NULL, "the request was cancelled (server shutting down)");
+        put_event(st, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", err.message, "type",
+                                err.type, "param", "code"));
+    } else {
+        if (ev->text_len)
+            put_event(st, chunk(st, text_payload(st, ev->text, ev->text_len), NULL, NULL));
+        json_t *last = st->g.chat ? json_object() : json_string("");
+        put_event(st, chunk(st, last, NULL, finish_reason_str(ev->reason)));
+        if (st->g.include_usage) {
+            json_t *u = chunk(st, st->g.chat ? json_object() : json_string(""), NULL, NULL);
+            json_array_clear(json_object_get(u, "choices"));
+            json_object_set_new(u, "usage", usage_json(ev));
+            put_event(st, u);
+        }
+    }
+    put(st, "data: [DONE]\n\n", 14);
+    st->finished = 1;
+}
+
+/* Produces the next bytes: blocks until the engine has something. */
+static void fill(stream *st) {
+    if (!st->started) {
+        st->started = 1;
+        if (st->g.chat)
+            put_event(st, chunk(st, json_pack("{s:s, s:s}", "role", "assistant", "content", ""),
+                                NULL, NULL));
+        if (st->len) return;
+    }
+    while (st->len == st->off && !st->finished) {
+        sp_event ev;
+        if (!sp_request_next(st->req, &ev, 250)) {
+            if (client_gone(st->conn)) sp_request_cancel(st->req); /* FINISH follows */
+            continue;
+        }
+        if (ev.kind == SP_EV_TOKEN)
+            on_token(st, &ev);
+        else
+            on_finish(st, &ev);
+        sp_event_clear(&ev);
+    }
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
+    stream *st = cls;
+    if (st->off == st->len) {
+        st->off = st->len = 0;
+        if (st->finished) {
+            st->ended = 1;
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        fill(st);
+    }
+    size_t n = st->len - st->off;
+    if (n > max) n = max;
+    memcpy(out, st->buf + st->off, n);
+    st->off += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls) {
+    stream *st = cls;
+    /* releasing an unfinished request cancels it (client went away) */
+    sp_request_release(st->req);
+    SP_INFO("req %llu stream %s -> 200 prompt=%d completion=%d cached=%d ttft=%.1fms "
+            "total=%.1fms%s",
+            (unsigned long long)st->id, st->g.chat ? "chat" : "completion", (int)st->g.n_prompt,
+            st->fin.completion_tokens, st->fin.cached_tokens, st->fin.ttft_ms,
+            srv_now_ms() - st->t0, st->ended ? "" : " (client disconnected)");
+    gen_req_free(&st->g);
+    free(st->buf);
+    free(st);
+}
+
+struct MHD_Response *stream_response(sp_server *s, sp_request *req, gen_req *g, uint64_t id,
+                                     struct MHD_Connection *conn) {
+    stream *st = calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->conn = conn;
+    st->s = s;
+    st->info = sp_engine_get_info(s->engine);
+    st->req = req;
+    st->g = *g;
+    memset(g, 0, sizeof *g);
+    st->id = id;
+    st->created = (long)time(NULL);
+    st->t0 = srv_now_ms();
+    snprintf(st->rid, sizeof st->rid, "%s-%llu", st->g.chat ? "chatcmpl" : "cmpl",
+             (unsigned long long)id);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
+    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    return resp;
+}
