@@ -28,8 +28,12 @@ tokenizers:
 unit: build tokenizers
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-e2e: build
+# The whole suite on the HF fixture model (transformers' reference ids), then
+# the API and concurrency tests again on the real stories260K GGUF.
+e2e: build tokenizers
 	bash tests/e2e/run.sh $(BUILD)/spindle $(SHARED) $(BUILD)
+	SPINDLE_MODEL=$(SHARED)/models/stories260K.gguf bash tests/e2e/run.sh $(BUILD)/spindle \
+	  $(SHARED) $(BUILD) tests/e2e/api.test.mjs tests/e2e/concurrency.test.mjs
 
 # Sanitizer builds live in their own build directories.
 asan: tokenizers
@@ -46,7 +50,7 @@ tsan: tokenizers
 	TSAN_OPTIONS="halt_on_error=1" bash tests/e2e/run.sh build/tsan/spindle $(SHARED) build/tsan \
 	  tests/e2e/concurrency.test.mjs
 
-test: format-check unit e2e
+test: format-check unit e2e asan tsan
 
 bench: build
 	$(BUILD)/spindle bench --model $(MODEL) $(ARGS)

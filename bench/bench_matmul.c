@@ -3,7 +3,7 @@
  *   cmake --build build/release --target sp_compute sp_base
  *   cc -O2 -Isrc bench/bench_matmul.c build/release/libsp_compute.a \
  *      build/release/libsp_base.a -lm -pthread -o build/release/bench_matmul
- *   build/release/bench_matmul [threads] [out] [in]
+ *   build/release/bench_matmul [threads] [out] [in] [type] [prefill tokens]
  * Prints GB/s (weight bytes read per second) and GFLOP/s per case. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +16,12 @@
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static double cpu_now(void) { /* process CPU time: robust against other load */
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -41,15 +47,16 @@ static void *make_weights(sp_dtype t, int out, int in) {
 
 /* Runs one case for at least ~0.5 s; returns seconds per call. */
 static double time_case(sp_pool *pool, float *y, const float *x, int T, const sp_tensor *W,
-                        sp_precision prec) {
+                        sp_precision prec, double *cpu) {
     sp_matmul(pool, y, x, T, W, NULL, prec); /* warm up */
     int reps = 0;
-    double t0 = now(), t1;
+    double t0 = now(), c0 = cpu_now(), t1;
     do {
         sp_matmul(pool, y, x, T, W, NULL, prec);
         reps++;
         t1 = now();
     } while (t1 - t0 < 0.5);
+    *cpu = (cpu_now() - c0) / reps;
     return (t1 - t0) / reps;
 }
 
@@ -65,12 +72,15 @@ int main(int argc, char **argv) {
     for (int i = 0; i < reps; i++) sp_pool_run(pool, nop, NULL);
     printf("pool fork-join: %.2f us\n", (now() - t0) / reps * 1e6);
 
-    const sp_dtype types[] = {SP_F32, SP_F16, SP_BF16, SP_Q8_0, SP_Q4_0, SP_Q4_K, SP_Q6_K};
-    const int Ts[] = {1, 16, 128};
-    float *x = malloc(sizeof(float) * 128 * (size_t)in),
-          *y = malloc(sizeof(float) * 128 * (size_t)out);
-    for (size_t i = 0; i < 128 * (size_t)in; i++) x[i] = (float)(i % 17) / 17.0f - 0.5f;
+    sp_dtype types[] = {SP_F32, SP_F16, SP_BF16, SP_Q8_0, SP_Q4_0, SP_Q4_K, SP_Q6_K};
+    int Ts[] = {1, 16, 128};
+    if (argc > 5) Ts[2] = atoi(argv[5]);          /* the prefill size, e.g. 512 */
+    const char *only = argc > 4 ? argv[4] : NULL; /* e.g. "q4_0" */
+    float *x = malloc(sizeof(float) * Ts[2] * (size_t)in),
+          *y = malloc(sizeof(float) * Ts[2] * (size_t)out);
+    for (size_t i = 0; i < Ts[2] * (size_t)in; i++) x[i] = (float)(i % 17) / 17.0f - 0.5f;
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+        if (only && strcmp(only, sp_dtype_name(types[ti]))) continue;
         sp_tensor W = {.dtype = types[ti], .ndim = 2, .shape = {out, in}};
         W.data = make_weights(types[ti], out, in);
         W.nbytes = sp_dtype_row_bytes(types[ti], in) * (size_t)out;
@@ -78,10 +88,12 @@ int main(int argc, char **argv) {
             int is_float = types[ti] <= SP_BF16;
             if (is_float && prec == 0 && types[ti] != SP_BF16) continue; /* same kernels */
             for (size_t k = 0; k < 3; k++) {
-                double s = time_case(pool, y, x, Ts[k], &W, (sp_precision)prec);
-                printf("%-5s %-4s T=%-4d %8.3f ms  %7.1f GB/s  %7.1f GFLOP/s\n",
+                double c, s = time_case(pool, y, x, Ts[k], &W, (sp_precision)prec, &c);
+                printf("%-5s %-4s T=%-4d %8.3f ms  %7.1f GB/s  %7.1f GFLOP/s  "
+                       "(%.1f GFLOP per CPU-second)\n",
                        sp_dtype_name(types[ti]), prec ? "fast" : "f32", Ts[k], s * 1e3,
-                       (double)W.nbytes / s * 1e-9, 2.0 * Ts[k] * out * (double)in / s * 1e-9);
+                       (double)W.nbytes / s * 1e-9, 2.0 * Ts[k] * out * (double)in / s * 1e-9,
+                       2.0 * Ts[k] * out * (double)in / c * 1e-9);
             }
         }
         sp_aligned_free(W.data);

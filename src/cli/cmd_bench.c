@@ -4,7 +4,8 @@
  * Prompt processing (pp): one sequence of p tokens in a single forward, from
  * an empty cache. Generation (tg): `batch` sequences decoded together, one
  * token each per step, n steps from an empty cache (as llama-bench's tg).
- * Every figure is the median of r timed runs after one untimed warm-up run.
+ * Every figure is the median of r timed runs after a short untimed warm-up
+ * (WARMUP_PP tokens / WARMUP_TG steps: enough to touch every weight once).
  * Token ids are pseudo-random (fixed seed); no sampling is timed.
  *
  * Decode reads every weight byte once per step, so tg is also reported as
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -23,6 +25,8 @@
 
 #define MAX_BATCHES 16
 #define MEMBW_BYTES ((size_t)1 << 30)
+#define WARMUP_PP   64 /* tokens of the untimed prefill before the pp runs */
+#define WARMUP_TG   8  /* steps of the untimed decode before the tg runs */
 
 typedef struct bench_cfg {
     const char *model;
@@ -125,7 +129,8 @@ static sp_status bench_pp(sp_model *m, const bench_cfg *c, double *tps, sp_error
     uint32_t rng = 42;
     for (int i = 0; s == SP_OK && i < c->pp; i++) toks[i] = (int32_t)(next_rand(&rng) % V);
     if (s == SP_OK) s = sp_seq_init(&seq, m, c->pp, err);
-    if (s == SP_OK) s = run_pp(m, &seq, toks, c->pp, logits, &secs, err);
+    if (s == SP_OK) /* warm-up: every weight is read by any forward; a short one will do */
+        s = run_pp(m, &seq, toks, c->pp < WARMUP_PP ? c->pp : WARMUP_PP, logits, &secs, err);
     for (int r = 0; s == SP_OK && r < c->reps; r++)
         s = run_pp(m, &seq, toks, c->pp, logits, &t[r], err);
     if (s == SP_OK) *tps = c->pp / median(t, c->reps);
@@ -151,7 +156,8 @@ static sp_status bench_tg(sp_model *m, const bench_cfg *c, int B, double *tps, s
             seqs[b] = (sp_seq){.kv = all.kv, .table = all.table + b * nb, .n_blocks = nb};
     }
     uint32_t rng = 7;
-    if (s == SP_OK) s = run_tg(m, seqs, B, c->tg, logits, &rng, &secs, err);
+    if (s == SP_OK)
+        s = run_tg(m, seqs, B, c->tg < WARMUP_TG ? c->tg : WARMUP_TG, logits, &rng, &secs, err);
     for (int r = 0; s == SP_OK && r < c->reps; r++)
         s = run_tg(m, seqs, B, c->tg, logits, &rng, &t[r], err);
     if (s == SP_OK) *tps = (double)c->tg * B / median(t, c->reps);
@@ -166,10 +172,22 @@ static const char *weight_type(const sp_model *m) {
     return d->n_layers ? sp_dtype_name(d->layers[0].wq.dtype) : "?";
 }
 
-static long rss_mib(void) {
+static long max_rss_mib(void) {
     struct rusage u;
     getrusage(RUSAGE_SELF, &u);
     return u.ru_maxrss / 1024;
+}
+
+/* Resident set now (Linux /proc/self/statm), -1 if unknown. The peak above
+ * includes the file mapping the loader copies weights out of. */
+static long rss_mib(void) {
+    long pages = -1, resident = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = -1;
+        fclose(f);
+    }
+    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024) / 1024;
 }
 
 static void print_result(const bench_cfg *c, sp_model *m, const bench_result *r, double membw,
@@ -182,12 +200,12 @@ static void print_result(const bench_cfg *c, sp_model *m, const bench_result *r,
                "\"bytes_per_token\": %llu, \"threads\": %d, \"batch\": %d, \"precision\": "
                "\"%s\", \"mmap\": %s, \"isa\": \"%s\", \"pp\": %d, \"pp_tps\": %.2f, \"tg\": %d, "
                "\"tg_tps\": %.2f, \"tg_gbs\": %.2f, \"membw_gbs\": %.2f, \"bw_frac\": %.3f, "
-               "\"max_rss_mib\": %ld}\n",
+               "\"rss_mib\": %ld, \"max_rss_mib\": %ld}\n",
                name, weight_type(m), (unsigned long long)sp_model_weight_bytes(m),
                (unsigned long long)bytes_per_token(m), threads, r->batch,
                c->opts.precision == SP_PREC_F32 ? "f32" : "fast",
                c->opts.use_mmap ? "true" : "false", sp_isa_name(sp_ops_isa()), c->pp, r->pp_tps,
-               c->tg, r->tg_tps, r->tg_gbs, membw, frac, rss_mib());
+               c->tg, r->tg_tps, r->tg_gbs, membw, frac, rss_mib(), max_rss_mib());
         fflush(stdout);
         return;
     }

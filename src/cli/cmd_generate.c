@@ -67,6 +67,30 @@ static sp_status render_chat(const sp_tokenizer *tok, const char *text, char **o
     return s;
 }
 
+/* The text the new ids add after the prompt: decoded in context, since a
+ * token's leading space depends on what precedes it. */
+static sp_status continuation_text(const sp_tokenizer *tok, const int32_t *prompt, size_t np,
+                                   const int32_t *out, size_t n, char **text, sp_error *err) {
+    int32_t *all = malloc((np + n + 1) * sizeof *all);
+    char *head = NULL, *full = NULL;
+    size_t hl = 0, fl = 0;
+    if (!all) return sp_fail(err, SP_ENOMEM, "generate");
+    memcpy(all, prompt, np * sizeof *all);
+    memcpy(all + np, out, n * sizeof *all);
+    sp_status s = sp_tokenizer_decode(tok, prompt, np, 1, &head, &hl, err);
+    if (s == SP_OK) s = sp_tokenizer_decode(tok, all, np + n, 1, &full, &fl, err);
+    if (s == SP_OK) {
+        size_t skip = fl >= hl && !memcmp(full, head, hl) ? hl : 0;
+        memmove(full, full + skip, fl - skip + 1);
+        *text = full;
+        full = NULL;
+    }
+    free(all);
+    free(head);
+    free(full);
+    return s;
+}
+
 /* --prompt: text in, text out. */
 static sp_status generate_text(sp_model *m, const char *path, const char *prompt, int chat, int n,
                                sp_error *err) {
@@ -74,7 +98,7 @@ static sp_status generate_text(sp_model *m, const char *path, const char *prompt
     SP_TRY(sp_tokenizer_load(&tok, path, err));
     char *text = NULL, *out_text = NULL;
     int32_t *ids = NULL, *out = malloc(((size_t)n + 1) * sizeof(int32_t));
-    size_t nid = 0, len = 0;
+    size_t nid = 0;
     int n_out = 0;
     sp_status s = out ? SP_OK : sp_fail(err, SP_ENOMEM, "generate");
     if (s == SP_OK && chat) s = render_chat(tok, prompt, &text, err);
@@ -83,7 +107,7 @@ static sp_status generate_text(sp_model *m, const char *path, const char *prompt
         s = sp_tokenizer_encode(tok, chat ? text : prompt, strlen(chat ? text : prompt), !chat, 1,
                                 &ids, &nid, err);
     if (s == SP_OK) s = greedy(m, ids, (int)nid, n, 1, out, &n_out, err);
-    if (s == SP_OK) s = sp_tokenizer_decode(tok, out, (size_t)n_out, 1, &out_text, &len, err);
+    if (s == SP_OK) s = continuation_text(tok, ids, nid, out, (size_t)n_out, &out_text, err);
     if (s == SP_OK) printf("%s\n", out_text);
     free(out_text);
     free(text);

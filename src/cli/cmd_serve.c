@@ -10,30 +10,33 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "chat/toolcall.h"
 #include "cli/commands.h"
 #include "server/server.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: spindle serve --model PATH [options]\n"
-               "  --host ADDR           bind address (default 127.0.0.1)\n"
-               "  --port N              port (default 8000; 0 picks a free one)\n"
-               "  --alias NAME          model id served by /v1/models (default: file/dir name)\n"
-               "  --api-key KEY         require 'Authorization: Bearer KEY' (/health stays open)\n"
-               "  --parallel N          max sequences decoded together (default 4)\n"
-               "  --ctx-size N          max tokens per sequence (default: the model's, <= 8192)\n"
-               "  --kv-memory BYTES     KV pool size, e.g. 512M (default: parallel x ctx-size)\n"
-               "  --block-size N        tokens per KV block (default 16)\n"
-               "  --prefill-chunk N     prompt tokens per engine step (default 256)\n"
-               "  --queue N             max waiting requests before 503 (default 64)\n"
-               "  --threads N           compute threads (default: all cores)\n"
-               "  --threads-http N      max concurrent HTTP connections (default 128)\n"
-               "  --precision f32|fast  activation precision (default fast)\n"
-               "  --mmap                serve weights from the file mapping\n"
-               "  --chat-template FILE  Jinja chat template overriding the model's\n"
-               "  --max-body BYTES      request body limit (default 8M)\n"
-               "  --cors [ORIGIN]       send CORS headers (default origin *)\n"
-               "  --grace SECONDS       shutdown grace period (default 10)\n"
-               "  --log-level debug|info|warn|error\n");
+    fprintf(f,
+            "usage: spindle serve --model PATH [options]\n"
+            "  --host ADDR           bind address (default 127.0.0.1)\n"
+            "  --port N              port (default 8000; 0 picks a free one)\n"
+            "  --alias NAME          model id served by /v1/models (default: file/dir name)\n"
+            "  --api-key KEY         require 'Authorization: Bearer KEY' (/health stays open)\n"
+            "  --parallel N          max sequences decoded together (default 4)\n"
+            "  --ctx-size N          max tokens per sequence (default: the model's, <= 8192)\n"
+            "  --kv-memory BYTES     KV pool size, e.g. 512M (default: parallel x ctx-size)\n"
+            "  --block-size N        tokens per KV block (default 16)\n"
+            "  --prefill-chunk N     prompt tokens per engine step (default 256)\n"
+            "  --queue N             max waiting requests before 503 (default 64)\n"
+            "  --threads N           compute threads (default: all cores)\n"
+            "  --threads-http N      max concurrent HTTP connections (default 128)\n"
+            "  --precision f32|fast  activation precision (default fast)\n"
+            "  --mmap                serve weights from the file mapping\n"
+            "  --chat-template FILE  Jinja chat template overriding the model's\n"
+            "  --tool-parser NAME    hermes|llama3|gemma4|json|none (default: from the template)\n"
+            "  --max-body BYTES      request body limit (default 8M)\n"
+            "  --cors [ORIGIN]       send CORS headers (default origin *)\n"
+            "  --grace SECONDS       shutdown grace period (default 10)\n"
+            "  --log-level debug|info|warn|error\n");
 }
 
 static int parse_size(const char *s, unsigned long long *out) {
@@ -179,6 +182,15 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         } else if (!strcmp(f, "--chat-template")) {
             NEED_VALUE();
             a->eng.chat_template_file = v;
+        } else if (!strcmp(f, "--tool-parser")) {
+            NEED_VALUE();
+            sp_tool_format tf;
+            if (sp_tool_format_from_name(v, &tf)) {
+                fprintf(stderr, "spindle serve: --tool-parser must be hermes, llama3, gemma4, "
+                                "json or none\n");
+                return -1;
+            }
+            a->srv.tool_parser = v;
         } else if (!strcmp(f, "--cors")) {
             a->srv.cors_origin = "*";
             if (v && strncmp(v, "--", 2)) {

@@ -1,6 +1,6 @@
-/* spindle tokenize --model DIR --text T          -> ids as a JSON array
- * spindle tokenize --model DIR --detokenize --ids 1,2,3  -> the text
- * spindle tokenize --model DIR --bench FILE      -> encode speed in MB/s
+/* spindle tokenize --model PATH --text T          -> ids as a JSON array
+ * spindle tokenize --model PATH --detokenize --ids 1,2,3  -> the text
+ * spindle tokenize --model PATH --bench FILE      -> encode speed in MB/s
  *
  * Defaults follow transformers' tokenizer.encode(text): special-token text
  * (e.g. "<|eot_id|>") is parsed as the special token, and the post-processor
@@ -17,11 +17,12 @@
 #include "tokenizer/tokenizer.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: spindle tokenize --model DIR (--text T | --file F) [options]\n"
-               "       spindle tokenize --model DIR --detokenize --ids 1,2,3 [--skip-special]\n"
-               "       spindle tokenize --model DIR --batch STRINGS.json [options]\n"
-               "       spindle tokenize --model DIR --bench FILE [--repeat N]\n"
-               "  --model DIR       folder with tokenizer.json (+ tokenizer_config.json)\n"
+    fprintf(f, "usage: spindle tokenize --model PATH (--text T | --file F) [options]\n"
+               "       spindle tokenize --model PATH --detokenize --ids 1,2,3 [--skip-special]\n"
+               "       spindle tokenize --model PATH --batch STRINGS.json [options]\n"
+               "       spindle tokenize --model PATH --bench FILE [--repeat N]\n"
+               "  --model PATH      folder with tokenizer.json (+ tokenizer_config.json),\n"
+               "                    or a .gguf file (its tokenizer.ggml.* vocabulary)\n"
                "  --text T          text to tokenize; --file F reads it from a file\n"
                "  --special         parse special-token text and add BOS/EOS (default, like\n"
                "                    transformers' encode)\n"
@@ -160,16 +161,9 @@ int cmd_tokenize(int argc, char **argv) {
     if (modes != 1 || (text && file) || (detok && !ids_arg) || (ids_arg && !detok))
         return usage_error("give one of --text, --file, --detokenize --ids, --batch, --bench",
                            NULL);
-    if (!sp_path_is_dir(model)) {
-        fprintf(stderr, "spindle tokenize: %s: %s\n", model,
-                sp_path_exists(model) ? "GGUF tokenizers are not supported yet; give a folder "
-                                        "holding tokenizer.json"
-                                      : "no such folder");
-        return 1;
-    }
     sp_tokenizer *tok = NULL;
     sp_error err = {0};
-    if (sp_tokenizer_load_dir(&tok, model, &err) != SP_OK) {
+    if (sp_tokenizer_load(&tok, model, &err) != SP_OK) {
         fprintf(stderr, "spindle tokenize: %s\n", err.msg);
         return 1;
     }

@@ -5,7 +5,9 @@
  * subgroup rather than once per query head: keys are scored a chunk at a
  * time, each head's running output is rescaled once per chunk when its
  * running max grows, then the chunk's values are accumulated with axpy while
- * the value row is hot in L1. Thread-safe: state lives on the stack. */
+ * the value row is hot in L1 (or, where the ISA level has them, the chunk's
+ * weights are exponentiated as a vector and each head's output accumulates
+ * in registers across the chunk's value rows). Thread-safe: state lives on the stack. */
 #include <math.h>
 
 #include "compute/ops.h"
@@ -63,6 +65,15 @@ static void attend_subgroup(const sp_kernel_table *k, const sp_attn_args *a, int
             for (int i = 0; i < nh; i++) hs[i].s[j] = score(k, a, hs[i].q, key);
         }
         for (int i = 0; i < nh; i++) update_max(k, &hs[i], n, a->head_dim);
+        if (k->exp_shift_sum && k->weighted_rows) {
+            const float *vals[CHUNK];
+            for (int j = 0; j < n; j++) vals[j] = kv_row(a->v_blocks, a, t0 + j, g);
+            for (int i = 0; i < nh; i++) {
+                hs[i].l += k->exp_shift_sum(hs[i].s, n, hs[i].m);
+                k->weighted_rows(hs[i].acc, hs[i].s, vals, n, a->head_dim);
+            }
+            continue;
+        }
         for (int j = 0; j < n; j++) {
             const float *val = kv_row(a->v_blocks, a, t0 + j, g);
             for (int i = 0; i < nh; i++) {

@@ -32,7 +32,28 @@ typedef struct sp_kernel_table {
      * level has no such instruction. */
     void (*gemm_bf16_pairs)(int rows, int toks, int n, const uint16_t *w, size_t w_stride,
                             const uint16_t *x, size_t x_stride, float *y, size_t y_stride);
+    /* Attention helpers. exp_shift_sum: x[i] = exp(x[i] - m), returns the
+     * sum. weighted_rows: acc[d] += sum_{j<n} p[j] * rows[j][d], d < dim
+     * (the value rows of a chunk of keys, accumulated in registers). NULL
+     * where the level has none (attention.c then uses expf and axpy). */
+    float (*exp_shift_sum)(float *x, int n, float m);
+    void (*weighted_rows)(float *acc, const float *p, const float *const *rows, int n, int dim);
+    /* Prefill GEMM on a packed panel of SP_PANEL rows: the caller converts
+     * (or dequantizes) SP_PANEL weight rows of a k-slice to f32 once and
+     * packs them k-major, p[k*SP_PANEL + r]; then
+     * y[t*y_stride + r] += sum_{k<n} p[k*SP_PANEL + r] * x[t*x_stride + k]
+     * for r < rows (<= SP_PANEL), t < toks. Register tiles are tokens x
+     * SP_PANEL rows as an outer product: no horizontal sums, two vector
+     * loads per six broadcasts and twelve FMAs. NULL where the level has
+     * none. pack_panel: p from `rows` rows of type wt (F32, F16 or BF16;
+     * row r at (char *)src + r*src_stride), n values each, converted exactly
+     * to f32; rows past `rows` are zero. */
+    void (*gemm_panel)(int rows, int toks, int n, const float *p, const float *x, size_t x_stride,
+                       float *y, size_t y_stride);
+    void (*pack_panel)(sp_dtype wt, int rows, int n, const void *src, size_t src_stride, float *p);
 } sp_kernel_table;
+
+#define SP_PANEL 16
 
 extern const sp_kernel_table sp_kernels_scalar;
 extern const sp_kernel_table sp_kernels_avx2;

@@ -13,6 +13,19 @@ INLINE __m256i tail_mask(int rem) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/* Full vectors load and store plainly; only the tail is masked (AMD's
+ * vmaskmovps store is microcoded and many times slower). */
+INLINE __m256 load_n(const float *p, int rem) {
+    return rem >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, tail_mask(rem));
+}
+
+INLINE void store_n(float *p, int rem, __m256 v) {
+    if (rem >= 8)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, tail_mask(rem), v);
+}
+
 INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -76,8 +89,8 @@ static float dot_f32(const float *a, const float *b, int n) {
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
     }
     for (; i < n; i += 8) {
-        __m256i m = tail_mask(n - i);
-        s0 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s0);
+        int rem = n - i;
+        s0 = _mm256_fmadd_ps(load_n(a + i, rem), load_n(b + i, rem), s0);
     }
     return hsum(_mm256_add_ps(s0, s1));
 }
@@ -85,36 +98,36 @@ static float dot_f32(const float *a, const float *b, int n) {
 static void axpy(float *y, float a, const float *x, int n) {
     __m256 av = _mm256_set1_ps(a);
     for (int i = 0; i < n; i += 8) {
-        __m256i m = tail_mask(n - i);
-        __m256 v = _mm256_fmadd_ps(av, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m));
-        _mm256_maskstore_ps(y + i, m, v);
+        int rem = n - i;
+        __m256 v = _mm256_fmadd_ps(av, load_n(x + i, rem), load_n(y + i, rem));
+        store_n(y + i, rem, v);
     }
 }
 
 static void scale(float *y, float a, int n) {
     __m256 av = _mm256_set1_ps(a);
     for (int i = 0; i < n; i += 8) {
-        __m256i m = tail_mask(n - i);
-        _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(av, _mm256_maskload_ps(y + i, m)));
+        int rem = n - i;
+        store_n(y + i, rem, _mm256_mul_ps(av, load_n(y + i, rem)));
     }
 }
 
 static void rmsnorm(float *y, const float *x, const float *w, int n, float eps, int one_plus) {
     __m256 s = _mm256_setzero_ps();
     for (int i = 0; i < n; i += 8) {
-        __m256 v = _mm256_maskload_ps(x + i, tail_mask(n - i));
+        __m256 v = load_n(x + i, n - i);
         s = _mm256_fmadd_ps(v, v, s);
     }
     __m256 r = _mm256_set1_ps(1.0f / sqrtf(hsum(s) / (float)n + eps));
     __m256 one = _mm256_set1_ps(1.0f);
     for (int i = 0; i < n; i += 8) {
-        __m256i m = tail_mask(n - i);
-        __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, m), r);
+        int rem = n - i;
+        __m256 v = _mm256_mul_ps(load_n(x + i, rem), r);
         if (w) {
-            __m256 wv = _mm256_maskload_ps(w + i, m);
+            __m256 wv = load_n(w + i, rem);
             v = _mm256_mul_ps(v, one_plus ? _mm256_add_ps(one, wv) : wv);
         }
-        _mm256_maskstore_ps(y + i, m, v);
+        store_n(y + i, rem, v);
     }
 }
 
@@ -130,11 +143,11 @@ static void rope(float *x, int n_heads, int head_dim, int rot_dim, int n_pairs, 
     for (int h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * head_dim;
         for (int i = 0; i < n_pairs; i += 8) {
-            __m256i m = tail_mask(n_pairs - i);
-            __m256 a = _mm256_maskload_ps(v + i, m), b = _mm256_maskload_ps(v + i + half, m);
-            __m256 c = _mm256_maskload_ps(cos + i, m), s = _mm256_maskload_ps(sin + i, m);
-            _mm256_maskstore_ps(v + i, m, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
-            _mm256_maskstore_ps(v + i + half, m, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+            int rem = n_pairs - i;
+            __m256 a = load_n(v + i, rem), b = load_n(v + i + half, rem);
+            __m256 c = load_n(cos + i, rem), s = load_n(sin + i, rem);
+            store_n(v + i, rem, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+            store_n(v + i + half, rem, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
         }
     }
 }
@@ -143,16 +156,18 @@ static void softmax(float *x, int n) {
     if (n <= 0) return;
     __m256 mv = _mm256_set1_ps(-INFINITY);
     for (int i = 0; i < n; i += 8) {
-        __m256i m = tail_mask(n - i);
-        __m256 v = _mm256_blendv_ps(mv, _mm256_maskload_ps(x + i, m), _mm256_castsi256_ps(m));
+        int rem = n - i;
+        __m256i m = tail_mask(rem);
+        __m256 v = _mm256_blendv_ps(mv, load_n(x + i, rem), _mm256_castsi256_ps(m));
         mv = _mm256_max_ps(mv, v);
     }
     __m256 mx = _mm256_set1_ps(hmax(mv)), s = _mm256_setzero_ps();
     for (int i = 0; i < n; i += 8) {
-        __m256i m = tail_mask(n - i);
-        __m256 e = exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), mx));
+        int rem = n - i;
+        __m256i m = tail_mask(rem);
+        __m256 e = exp256(_mm256_sub_ps(load_n(x + i, rem), mx));
         e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
-        _mm256_maskstore_ps(x + i, m, e);
+        store_n(x + i, rem, e);
         s = _mm256_add_ps(s, e);
     }
     scale(x, 1.0f / hsum(s), n);
@@ -161,11 +176,10 @@ static void softmax(float *x, int n) {
 static void silu_mul(float *g, const float *u, int n) {
     __m256 one = _mm256_set1_ps(1.0f);
     for (int i = 0; i < n; i += 8) {
-        __m256i m = tail_mask(n - i);
-        __m256 x = _mm256_maskload_ps(g + i, m);
+        int rem = n - i;
+        __m256 x = load_n(g + i, rem);
         __m256 d = _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x)));
-        _mm256_maskstore_ps(g + i, m,
-                            _mm256_mul_ps(_mm256_div_ps(x, d), _mm256_maskload_ps(u + i, m)));
+        store_n(g + i, rem, _mm256_mul_ps(_mm256_div_ps(x, d), load_n(u + i, rem)));
     }
 }
 
@@ -173,21 +187,64 @@ static void gelu_tanh_mul(float *g, const float *u, int n) {
     const __m256 k = _mm256_set1_ps(0.7978845608028654f), c = _mm256_set1_ps(0.044715f);
     const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
     for (int i = 0; i < n; i += 8) {
-        __m256i m = tail_mask(n - i);
-        __m256 x = _mm256_maskload_ps(g + i, m);
+        int rem = n - i;
+        __m256 x = load_n(g + i, rem);
         __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
         __m256 t = tanh256(_mm256_mul_ps(k, _mm256_fmadd_ps(c, x3, x)));
         __m256 y = _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, t));
-        _mm256_maskstore_ps(g + i, m, _mm256_mul_ps(y, _mm256_maskload_ps(u + i, m)));
+        store_n(g + i, rem, _mm256_mul_ps(y, load_n(u + i, rem)));
     }
 }
 
 static void softcap(float *x, int n, float cap) {
     __m256 c = _mm256_set1_ps(cap), ic = _mm256_set1_ps(1.0f / cap);
     for (int i = 0; i < n; i += 8) {
-        __m256i m = tail_mask(n - i);
-        __m256 v = _mm256_maskload_ps(x + i, m);
-        _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(c, tanh256(_mm256_mul_ps(v, ic))));
+        int rem = n - i;
+        __m256 v = load_n(x + i, rem);
+        store_n(x + i, rem, _mm256_mul_ps(c, tanh256(_mm256_mul_ps(v, ic))));
+    }
+}
+
+/* ---- attention helpers ----------------------------------------------------- */
+
+static float exp_shift_sum(float *x, int n, float m) {
+    __m256 mv = _mm256_set1_ps(m), s = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        int rem = n - i;
+        __m256 e = exp256(_mm256_sub_ps(load_n(x + i, rem), mv));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(tail_mask(rem)));
+        store_n(x + i, rem, e);
+        s = _mm256_add_ps(s, e);
+    }
+    return hsum(s);
+}
+
+/* 32 lanes of the output at a time stay in four registers while the n
+ * value rows stream past (L1: a chunk of keys is a few KiB). */
+static void weighted_rows(float *acc, const float *p, const float *const *rows, int n, int dim) {
+    int d = 0;
+    for (; d + 32 <= dim; d += 32) {
+        __m256 a0 = _mm256_loadu_ps(acc + d), a1 = _mm256_loadu_ps(acc + d + 8);
+        __m256 a2 = _mm256_loadu_ps(acc + d + 16), a3 = _mm256_loadu_ps(acc + d + 24);
+        for (int j = 0; j < n; j++) {
+            __m256 pj = _mm256_broadcast_ss(p + j);
+            const float *r = rows[j] + d;
+            a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(r), a0);
+            a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(r + 8), a1);
+            a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(r + 16), a2);
+            a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(r + 24), a3);
+        }
+        _mm256_storeu_ps(acc + d, a0);
+        _mm256_storeu_ps(acc + d + 8, a1);
+        _mm256_storeu_ps(acc + d + 16, a2);
+        _mm256_storeu_ps(acc + d + 24, a3);
+    }
+    for (; d < dim; d += 8) {
+        int rem = dim - d;
+        __m256 a = load_n(acc + d, rem);
+        for (int j = 0; j < n; j++)
+            a = _mm256_fmadd_ps(_mm256_broadcast_ss(p + j), load_n(rows[j] + d, rem), a);
+        store_n(acc + d, rem, a);
     }
 }
 
@@ -276,6 +333,100 @@ static void gemm(sp_dtype wt, int rows, int toks, int n, const void *w, size_t w
         gemm_f32(rows, toks, n, w, w_stride, x, x_stride, y, y_stride);
 }
 
+/* ---- packed-panel GEMM (prefill) -------------------------------------------- */
+
+/* 8x8 transpose of r[0..7] in registers. */
+INLINE void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+static void pack_panel(sp_dtype wt, int rows, int n, const void *src, size_t ss, float *p) {
+    const char *w = src;
+    int k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int h = 0; h < SP_PANEL; h += 8) { /* rows h..h+7, values k..k+7 */
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] =
+                    h + i < rows ? load_w8(wt, w + (size_t)(h + i) * ss, k) : _mm256_setzero_ps();
+            transpose8(r);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(p + (size_t)(k + i) * SP_PANEL + h, r[i]);
+        }
+    for (; k < n; k++)
+        for (int r = 0; r < SP_PANEL; r++)
+            p[(size_t)k * SP_PANEL + r] = r < rows ? load_w1(wt, w + (size_t)r * ss, k) : 0.0f;
+}
+
+/* C tokens x 16 rows; C is a compile-time constant at every call site. */
+INLINE void panel_tile(int C, int rows, int n, const float *p, const float *x, size_t xs, float *y,
+                       size_t ys) {
+    __m256 acc[6][2];
+#pragma GCC unroll 6
+    for (int c = 0; c < C; c++) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+    for (int k = 0; k < n; k++) {
+        __m256 w0 = _mm256_loadu_ps(p + (size_t)k * SP_PANEL);
+        __m256 w1 = _mm256_loadu_ps(p + (size_t)k * SP_PANEL + 8);
+#pragma GCC unroll 6
+        for (int c = 0; c < C; c++) {
+            __m256 xv = _mm256_broadcast_ss(x + c * xs + k);
+            acc[c][0] = _mm256_fmadd_ps(w0, xv, acc[c][0]);
+            acc[c][1] = _mm256_fmadd_ps(w1, xv, acc[c][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int c = 0; c < C; c++) {
+        float *yc = y + c * ys;
+        if (rows == SP_PANEL) {
+            _mm256_storeu_ps(yc, _mm256_add_ps(_mm256_loadu_ps(yc), acc[c][0]));
+            _mm256_storeu_ps(yc + 8, _mm256_add_ps(_mm256_loadu_ps(yc + 8), acc[c][1]));
+        } else {
+            float a[SP_PANEL];
+            _mm256_storeu_ps(a, acc[c][0]);
+            _mm256_storeu_ps(a + 8, acc[c][1]);
+            for (int r = 0; r < rows; r++) yc[r] += a[r];
+        }
+    }
+}
+
+static void gemm_panel(int rows, int toks, int n, const float *p, const float *x, size_t xs,
+                       float *y, size_t ys) {
+    int t = 0;
+    for (; t + 6 <= toks; t += 6) panel_tile(6, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+    switch (toks - t) {
+    case 5:
+        panel_tile(5, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        break;
+    case 4:
+        panel_tile(4, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        break;
+    case 3:
+        panel_tile(3, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        break;
+    case 2:
+        panel_tile(2, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        break;
+    case 1:
+        panel_tile(1, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        break;
+    default:
+        break;
+    }
+}
+
 const sp_kernel_table sp_kernels_avx2 = {
     .dot_f32 = dot_f32,
     .axpy = axpy,
@@ -287,4 +438,8 @@ const sp_kernel_table sp_kernels_avx2 = {
     .gelu_tanh_mul = gelu_tanh_mul,
     .softcap = softcap,
     .gemm = gemm,
+    .exp_shift_sum = exp_shift_sum,
+    .weighted_rows = weighted_rows,
+    .gemm_panel = gemm_panel,
+    .pack_panel = pack_panel,
 };

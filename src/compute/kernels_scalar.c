@@ -98,6 +98,17 @@ static void gemm(sp_dtype wt, int rows, int toks, int n, const void *w, size_t w
     }
 }
 
+static float exp_shift_sum(float *x, int n, float m) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += x[i] = expf(x[i] - m);
+    return s;
+}
+
+static void weighted_rows(float *acc, const float *p, const float *const *rows, int n, int dim) {
+    for (int j = 0; j < n; j++)
+        for (int d = 0; d < dim; d++) acc[d] += p[j] * rows[j][d];
+}
+
 const sp_kernel_table sp_kernels_scalar = {
     .dot_f32 = dot_f32,
     .axpy = axpy,
@@ -109,4 +120,6 @@ const sp_kernel_table sp_kernels_scalar = {
     .gelu_tanh_mul = gelu_tanh_mul,
     .softcap = softcap,
     .gemm = gemm,
+    .exp_shift_sum = exp_shift_sum,
+    .weighted_rows = weighted_rows,
 };

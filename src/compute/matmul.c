@@ -1,21 +1,26 @@
 /* sp_matmul: y[T][out] = x[T][in] . W[out][in]^T (+ bias).
  *
- * Output rows are split into equal shares across the pool (in units of 16
- * rows, so threads never write the same cache line of y). Each thread walks
- * its rows in blocks of TOKEN_BLOCK tokens; inside a block a few weight rows
- * stay in cache while all the block's tokens pass by (kernels.h gemm), so
- * prefill reads each weight row once per token block instead of once per
- * token. Three paths:
- *   float weights (f32/f16/bf16): the ISA's gemm kernel converts exactly
- *     to f32 in registers; same arithmetic for both precisions.
- *   quantized, SP_PREC_F32: chunks of 4 rows are dequantized with the
- *     reference sp_quant_dequantize into a stack buffer, then the f32 gemm.
+ * Output rows are cut into work items (ITEMS_PER_THREAD per thread, in units
+ * of 16 rows, so threads never write the same cache line of y) that the
+ * pool's threads claim; a thread the OS is not running does not hold the
+ * step back. Paths:
+ *   decode (T small), float weights (f32/f16/bf16): the ISA's gemm kernel
+ *     (dot-product register tiles) converts exactly to f32 in registers.
+ *   decode, quantized, SP_PREC_FAST: the caller quantizes every activation
+ *     row once into the pool's shared scratch (the type's partner format);
+ *     workers then call the type's integer dot per (row, token).
+ *   quantized, SP_PREC_F32: chunks of 4 rows are dequantized exactly (the
+ *     vector dequantizers are bit-identical to the reference) into a stack
+ *     buffer, then the f32 gemm.
+ *   prefill (T >= PANEL_MIN_T) where the level has a panel kernel (AVX2),
+ *     any weight type, both precisions: SP_PANEL rows x PANEL_K values are
+ *     converted or dequantized once per PANEL_TOKENS tokens into a k-major
+ *     f32 panel in L1, then register tiles of 6 tokens x 16 rows (outer
+ *     products, no horizontal sums) sweep the tokens past it. Exact f32
+ *     arithmetic, so it serves the reference mode too.
  *   bf16, SP_PREC_FAST, AVX512_BF16: the caller rounds the activations to
  *     bf16 once (pool scratch); vdpbf16ps then does twice the products of
- *     an f32 FMA per instruction.
- *   quantized, SP_PREC_FAST: the caller quantizes every activation row once
- *     into the pool's shared scratch (the type's partner format); workers
- *     then call the type's integer dot per (row, token). */
+ *     an f32 FMA per instruction. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -23,15 +28,21 @@
 #include "compute/ops_internal.h"
 #include "compute/quant.h"
 
-#define ROW_UNIT    16           /* rows per share unit: 64 bytes of y */
-#define TOKEN_BLOCK 64           /* tokens whose activations are kept hot together */
-#define X_BUDGET    (256 * 1024) /* bytes of activations one gemm call sweeps */
-#define DQ_CHUNK    512          /* columns dequantized at a time (multiple of 256) */
+#define ROW_UNIT         16           /* rows per share unit: 64 bytes of y */
+#define TOKEN_BLOCK      64           /* tokens whose activations are kept hot together */
+#define X_BUDGET         (256 * 1024) /* bytes of activations one gemm call sweeps */
+#define DQ_CHUNK         512          /* columns dequantized at a time (multiple of 256) */
+#define QDOT_MAX_T       4   /* fewer tokens than this: integer dots on quantized weights */
+#define ITEMS_PER_THREAD 4   /* work items per thread: late threads get less */
+#define PANEL_MIN_T      32  /* from this many tokens on: the packed-panel GEMM */
+#define PANEL_K          256 /* values per panel slice: 16 KiB of f32, in L1 */
+#define PANEL_TOKENS     256 /* tokens per sweep: 256 KiB of activations, in L2 */
 
-typedef enum mm_mode { MM_FLOAT, MM_BF16_PAIRS, MM_DEQUANT, MM_QDOT } mm_mode;
+typedef enum mm_mode { MM_FLOAT, MM_BF16_PAIRS, MM_DEQUANT, MM_QDOT, MM_PANEL } mm_mode;
 
 typedef struct mm_ctx {
     const sp_kernel_table *k;
+    sp_isa isa;
     mm_mode mode;
     float *y;
     const float *x;
@@ -45,9 +56,10 @@ typedef struct mm_ctx {
     size_t xq_stride;
 } mm_ctx;
 
-static void thread_rows(const mm_ctx *c, int ith, int nth, int *o0, int *o1) {
+/* Rows of work item i of n: equal shares in units of ROW_UNIT rows. */
+static void item_rows(const mm_ctx *c, int i, int n, int *o0, int *o1) {
     int units = (c->out + ROW_UNIT - 1) / ROW_UNIT;
-    int u0 = (int)((long long)units * ith / nth), u1 = (int)((long long)units * (ith + 1) / nth);
+    int u0 = (int)((long long)units * i / n), u1 = (int)((long long)units * (i + 1) / n);
     *o0 = u0 * ROW_UNIT < c->out ? u0 * ROW_UNIT : c->out;
     *o1 = u1 * ROW_UNIT < c->out ? u1 * ROW_UNIT : c->out;
 }
@@ -108,9 +120,9 @@ static void run_dequant(const mm_ctx *c, int o0, int o1) {
             for (int k0 = 0; k0 < c->in; k0 += DQ_CHUNK) {
                 int n = c->in - k0 < DQ_CHUNK ? c->in - k0 : DQ_CHUNK;
                 for (int r = 0; r < R; r++)
-                    sp_quant_dequantize(c->wt,
-                                        c->w + (size_t)(r0 + r) * c->ws + (size_t)(k0 / blk) * bb,
-                                        buf + r * DQ_CHUNK, n);
+                    sp_quant_dequantize_isa(
+                        c->wt, c->isa, c->w + (size_t)(r0 + r) * c->ws + (size_t)(k0 / blk) * bb,
+                        buf + r * DQ_CHUNK, n);
                 c->k->gemm(SP_F32, R, nt, n, buf, DQ_CHUNK * sizeof(float),
                            c->x + (size_t)tb * c->in + k0, (size_t)c->in,
                            c->y + (size_t)tb * c->out + r0, (size_t)c->out);
@@ -131,10 +143,40 @@ static void run_qdot(const mm_ctx *c, int o0, int o1) {
     }
 }
 
-static void mm_worker(void *arg, int ith, int nth) {
+/* Prefill: per PANEL_TOKENS tokens, per SP_PANEL rows, per PANEL_K values:
+ * convert (or dequantize, then pack) the weights once into a k-major f32
+ * panel that stays in L1, then sweep the block's tokens past it. */
+static void run_panel(const mm_ctx *c, int o0, int o1) {
+    float rows[SP_PANEL * PANEL_K], panel[SP_PANEL * PANEL_K];
+    int quant = c->wt != SP_F32 && c->wt != SP_F16 && c->wt != SP_BF16;
+    int blk = sp_dtype_block(c->wt);
+    size_t bb = sp_dtype_block_bytes(c->wt);
+    for (int tb = 0; tb < c->T; tb += PANEL_TOKENS) {
+        int nt = c->T - tb < PANEL_TOKENS ? c->T - tb : PANEL_TOKENS;
+        for (int r0 = o0; r0 < o1; r0 += SP_PANEL) {
+            int R = o1 - r0 < SP_PANEL ? o1 - r0 : SP_PANEL;
+            for (int k0 = 0; k0 < c->in; k0 += PANEL_K) {
+                int n = c->in - k0 < PANEL_K ? c->in - k0 : PANEL_K;
+                const char *w = c->w + (size_t)r0 * c->ws + (size_t)(k0 / blk) * bb;
+                if (quant) {
+                    for (int r = 0; r < R; r++)
+                        sp_quant_dequantize_isa(c->wt, c->isa, w + (size_t)r * c->ws,
+                                                rows + r * PANEL_K, n);
+                    c->k->pack_panel(SP_F32, R, n, rows, PANEL_K * sizeof(float), panel);
+                } else {
+                    c->k->pack_panel(c->wt, R, n, w, c->ws, panel);
+                }
+                c->k->gemm_panel(R, nt, n, panel, c->x + (size_t)tb * c->in + k0, (size_t)c->in,
+                                 c->y + (size_t)tb * c->out + r0, (size_t)c->out);
+            }
+        }
+    }
+}
+
+static void mm_worker(void *arg, int item, int n_items) {
     const mm_ctx *c = arg;
     int o0, o1;
-    thread_rows(c, ith, nth, &o0, &o1);
+    item_rows(c, item, n_items, &o0, &o1);
     if (o0 >= o1) return;
     init_rows(c, o0, o1);
     if (c->mode == MM_FLOAT)
@@ -143,6 +185,8 @@ static void mm_worker(void *arg, int ith, int nth) {
         run_bf16_pairs(c, o0, o1);
     else if (c->mode == MM_DEQUANT)
         run_dequant(c, o0, o1);
+    else if (c->mode == MM_PANEL)
+        run_panel(c, o0, o1);
     else
         run_qdot(c, o0, o1);
 }
@@ -173,6 +217,7 @@ void sp_matmul(sp_pool *pool, float *y, const float *x, int T, const sp_tensor *
                const float *bias, sp_precision prec) {
     mm_ctx c = {
         .k = sp_ops_kernels(),
+        .isa = sp_ops_isa(),
         .mode = MM_FLOAT,
         .y = y,
         .x = x,
@@ -191,9 +236,19 @@ void sp_matmul(sp_pool *pool, float *y, const float *x, int T, const sp_tensor *
         c.mode = MM_BF16_PAIRS;
     if (c.wt != SP_F32 && c.wt != SP_F16 && c.wt != SP_BF16) {
         c.mode = MM_DEQUANT;
-        c.qk = prec == SP_PREC_FAST ? sp_quant_get(c.wt, sp_ops_isa()) : NULL;
+        /* prefill on AVX2: dequantizing a panel once per token block and
+         * running the packed-panel f32 GEMM beats an integer dot per (row,
+         * token) (measured). AVX-512 has no panel kernel yet and VNNI's
+         * dots are 4x wider than its FMAs: it keeps the integer dots until
+         * measured there. */
+        int qdot = prec == SP_PREC_FAST && (T < QDOT_MAX_T || !c.k->gemm_panel);
+        c.qk = qdot ? sp_quant_get(c.wt, c.isa) : NULL;
         if (c.qk && (c.xq = quantize_activations(pool, &c, &owned)) != NULL) c.mode = MM_QDOT;
     }
-    sp_pool_run(pool, mm_worker, &c);
+    if (T >= PANEL_MIN_T && c.k->gemm_panel && (c.mode == MM_FLOAT || c.mode == MM_DEQUANT))
+        c.mode = MM_PANEL; /* exact f32 arithmetic: serves both precisions */
+    int units = (c.out + ROW_UNIT - 1) / ROW_UNIT, nth = sp_pool_size(pool);
+    int items = nth == 1 ? 1 : units < nth * ITEMS_PER_THREAD ? units : nth * ITEMS_PER_THREAD;
+    sp_pool_run_n(pool, mm_worker, &c, items);
     free(owned);
 }

@@ -30,3 +30,8 @@ const sp_quant_kernels *sp_quant_get(sp_dtype t, sp_isa isa) {
 int sp_quant_avx512_usable(void) {
     return cpu_has_vnni();
 }
+
+void sp_quant_dequantize_isa(sp_dtype t, sp_isa isa, const void *src, float *dst, int64_t n) {
+    if (isa >= SP_ISA_AVX2 && sp_quant_dequantize_avx2(t, src, dst, n)) return;
+    sp_quant_dequantize(t, src, dst, n);
+}

@@ -24,6 +24,8 @@ const sp_quant_kernels *sp_quant_get(sp_dtype t, sp_isa isa);
 
 /* Scalar reference definitions (the spec of each format). */
 void sp_quant_dequantize(sp_dtype t, const void *src, float *dst, int64_t n);
+/* The same values (bit for bit) with the fastest kernel the ISA level has. */
+void sp_quant_dequantize_isa(sp_dtype t, sp_isa isa, const void *src, float *dst, int64_t n);
 /* Returns 1 on success, 0 if t cannot be produced. */
 int sp_quant_quantize(sp_dtype t, const float *src, void *dst, int64_t n);
 

@@ -384,3 +384,115 @@ const sp_quant_kernels *sp_quant_avx2_table(sp_dtype t) {
         return NULL;
     }
 }
+
+/* ---- dequantization (bit-identical to quant_ref.c) --------------------------
+ * Same products in the same order as the reference: one rounding each, and
+ * the file is compiled as ISO C, so GCC does not fuse a multiply and the
+ * subtraction after it into an FMA. Used by prefill (dequantize a panel of
+ * rows once, then the f32 GEMM) and by --precision f32. */
+
+/* 8 int8 / uint8 at p -> f32 */
+static inline __m256 i8_to_ps(const int8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+static inline __m256 u8_to_ps(__m128i v) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+}
+
+static void deq_q8_0(const void *src, float *y, int64_t n) {
+    const sp_block_q8_0 *b = src;
+    for (int64_t i = 0; i < n / SP_QK; i++, y += SP_QK) {
+        __m256 d = _mm256_set1_ps(f16(b[i].d));
+        for (int k = 0; k < 32; k += 8)
+            _mm256_storeu_ps(y + k, _mm256_mul_ps(d, i8_to_ps(b[i].qs + k)));
+    }
+}
+
+static void deq_q4_0(const void *src, float *y, int64_t n) {
+    const sp_block_q4_0 *b = src;
+    int8_t q[32];
+    for (int64_t i = 0; i < n / SP_QK; i++, y += SP_QK) {
+        __m256 d = _mm256_set1_ps(f16(b[i].d));
+        _mm256_storeu_si256((__m256i *)q,
+                            _mm256_sub_epi8(unpack_nibbles(b[i].qs), _mm256_set1_epi8(8)));
+        for (int k = 0; k < 32; k += 8) _mm256_storeu_ps(y + k, _mm256_mul_ps(d, i8_to_ps(q + k)));
+    }
+}
+
+static void deq_q4_k(const void *src, float *y, int64_t n) {
+    const sp_block_q4_k *b = src;
+    for (int64_t i = 0; i < n / SP_QKK; i++, y += SP_QKK) {
+        float d = f16(b[i].d), dmin = f16(b[i].dmin);
+        uint8_t sc[8], m[8];
+        kq_scales(b[i].scales, sc, m);
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * c));
+            __m256i nib[2] = {_mm256_and_si256(q, _mm256_set1_epi8(0x0f)),
+                              _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f))};
+            for (int h = 0; h < 2; h++) {
+                int j = 2 * c + h;
+                __m256 ds = _mm256_set1_ps(d * sc[j]), dm = _mm256_set1_ps(dmin * m[j]);
+                __m128i lo = _mm256_castsi256_si128(nib[h]),
+                        hi = _mm256_extracti128_si256(nib[h], 1);
+                float *out = y + 32 * j;
+                _mm256_storeu_ps(out, _mm256_sub_ps(_mm256_mul_ps(ds, u8_to_ps(lo)), dm));
+                _mm256_storeu_ps(
+                    out + 8, _mm256_sub_ps(_mm256_mul_ps(ds, u8_to_ps(_mm_srli_si128(lo, 8))), dm));
+                _mm256_storeu_ps(out + 16, _mm256_sub_ps(_mm256_mul_ps(ds, u8_to_ps(hi)), dm));
+                _mm256_storeu_ps(
+                    out + 24,
+                    _mm256_sub_ps(_mm256_mul_ps(ds, u8_to_ps(_mm_srli_si128(hi, 8))), dm));
+            }
+        }
+    }
+}
+
+/* Q6_K: value = (d * sc) * (q - 32), as the reference computes it. */
+static void deq_q6_k(const void *src, float *y, int64_t n) {
+    const sp_block_q6_k *b = src;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / SP_QKK; i++, y += SP_QKK) {
+        float d = f16(b[i].d);
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h));
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h));
+            __m256i u[4] = {_mm256_and_si256(l0, low4), _mm256_and_si256(l1, low4),
+                            _mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                            _mm256_and_si256(_mm256_srli_epi16(l1, 4), low4)};
+            int8_t q[32];
+            for (int k = 0; k < 4; k++) { /* quarter k: values 32k .. 32k+31 of this half */
+                __m256i hk = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), three);
+                __m256i v = _mm256_sub_epi8(_mm256_or_si256(u[k], _mm256_slli_epi16(hk, 4)),
+                                            _mm256_set1_epi8(32));
+                _mm256_storeu_si256((__m256i *)q, v);
+                const int8_t *sc = b[i].scales + 8 * h + 2 * k;
+                float *out = y + 128 * h + 32 * k;
+                for (int g = 0; g < 2; g++) { /* 16 values per scale */
+                    __m256 s = _mm256_set1_ps(d * (float)sc[g]);
+                    _mm256_storeu_ps(out + 16 * g, _mm256_mul_ps(s, i8_to_ps(q + 16 * g)));
+                    _mm256_storeu_ps(out + 16 * g + 8, _mm256_mul_ps(s, i8_to_ps(q + 16 * g + 8)));
+                }
+            }
+        }
+    }
+}
+
+int sp_quant_dequantize_avx2(sp_dtype t, const void *src, float *dst, int64_t n) {
+    switch (t) {
+    case SP_Q8_0:
+        deq_q8_0(src, dst, n);
+        return 1;
+    case SP_Q4_0:
+        deq_q4_0(src, dst, n);
+        return 1;
+    case SP_Q4_K:
+        deq_q4_k(src, dst, n);
+        return 1;
+    case SP_Q6_K:
+        deq_q6_k(src, dst, n);
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -149,6 +149,10 @@ void sp_quant_act_q8_0_avx2(const float *x, void *xq, int64_t n);
 void sp_quant_act_q8_1_avx2(const float *x, void *xq, int64_t n);
 void sp_quant_act_q8_k_avx2(const float *x, void *xq, int64_t n);
 
+/* Vector dequantizers, bit-identical to sp_quant_dequantize; 0 if type t
+ * has none (quant_avx2.c; AVX2 only). */
+int sp_quant_dequantize_avx2(sp_dtype t, const void *src, float *dst, int64_t n);
+
 /* Per-ISA tables: the kernels for weight type t, or NULL if this level has
  * none for it (quant.c then falls back a level). */
 const sp_quant_kernels *sp_quant_scalar_table(sp_dtype t);

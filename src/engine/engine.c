@@ -53,12 +53,7 @@ static void set_state(sp_engine *e, sp_engine_state s) {
 
 static sp_status load_tokenizer(sp_engine *e, sp_error *err) {
     ENGINE_OWNED(e);
-    if (!sp_path_is_dir(e->model_path))
-        return sp_fail(err, SP_EUNSUPPORTED,
-                       "%s: serving needs a tokenizer; only model directories with "
-                       "tokenizer.json are supported so far",
-                       e->model_path);
-    return sp_tokenizer_load_dir(&e->tok, e->model_path, err);
+    return sp_tokenizer_load(&e->tok, e->model_path, err);
 }
 
 /* The template: --chat-template FILE, else the model folder's (as
@@ -150,8 +145,9 @@ static sp_status alloc_scratch(sp_engine *e, int vocab) {
     e->counts = calloc((size_t)vocab, sizeof *e->counts);
     e->cand = malloc((size_t)vocab * sizeof *e->cand);
     e->row_copy = malloc((size_t)vocab * sizeof *e->row_copy);
+    e->failed = calloc((size_t)p, sizeof *e->failed);
     if (!e->running || !e->batch || !e->inputs || !e->logits || !e->counts || !e->cand ||
-        !e->row_copy)
+        !e->row_copy || !e->failed)
         return SP_ENOMEM;
     return SP_OK;
 }
@@ -202,6 +198,17 @@ static void engine_unload(sp_engine *e) {
     e->model = NULL;
 }
 
+/* The loop ended without being asked to: remember why, so that /health and
+ * the serve command can tell (the state turns STOPPED right after). */
+static void engine_died(sp_engine *e, const sp_error *why) {
+    ENGINE_OWNED(e);
+    SP_ERROR("the engine thread died: %s", why->msg);
+    pthread_mutex_lock(&e->mu);
+    e->died = 1;
+    e->load_err = *why;
+    pthread_mutex_unlock(&e->mu);
+}
+
 static void *engine_main(void *arg) {
     sp_engine *e = arg;
     /* only this thread reads owner (ENGINE_OWNED), so it sets it itself */
@@ -216,20 +223,24 @@ static void *engine_main(void *arg) {
         set_state(e, SP_ENGINE_FAILED);
     } else {
         set_state(e, SP_ENGINE_READY);
-        sp_sched_run(e);
-        engine_unload(e);
+        if (sp_sched_run(e, &err) != SP_OK) engine_died(e, &err);
+        engine_unload(e); /* fails what still runs */
         set_state(e, SP_ENGINE_STOPPED);
     }
-    /* anything still queued (stop raced with a submit, or load failed) */
+    /* anything still queued (stop raced with a submit, load failed, or the
+     * loop died): every request gets its FINISH, so no waiter hangs */
     pthread_mutex_lock(&e->mu);
     sp_request *q = e->q_head;
     e->q_head = e->q_tail = NULL;
     e->q_len = 0;
+    int died = e->died;
     pthread_mutex_unlock(&e->mu);
     while (q) {
         sp_request *next = q->next_queued;
-        sp_event ev = {.kind = SP_EV_FINISH, .reason = SP_FINISH_CANCELLED};
-        snprintf(ev.error, sizeof ev.error, "the engine stopped");
+        sp_event ev = {.kind = SP_EV_FINISH,
+                       .reason = died ? SP_FINISH_ERROR : SP_FINISH_CANCELLED};
+        snprintf(ev.error, sizeof ev.error, "%s",
+                 died ? "the engine thread died" : "the engine stopped");
         sp_request_push(q, &ev);
         sp_request_release(q);
         q = next;
@@ -241,6 +252,13 @@ sp_status sp_engine_start(sp_engine **out, const sp_engine_opts *opts, sp_error 
     sp_engine *e = calloc(1, sizeof *e);
     if (!e) return sp_fail(err, SP_ENOMEM, "engine: out of memory");
     e->opts = *opts;
+    /* read once, here: the engine thread never looks at the environment */
+    if (sp_fault_parse(getenv(SP_FAULT_ENV), &e->fault, err) != SP_OK) {
+        free(e);
+        return err ? err->status : SP_EINVAL;
+    }
+    if (sp_fault_any(&e->fault))
+        SP_WARN("%s is set: faults will be injected (test only)", SP_FAULT_ENV);
     if (e->opts.block_size <= 0) e->opts.block_size = 16;
     if (e->opts.parallel <= 0) e->opts.parallel = 1;
     if (e->opts.prefill_chunk <= 0) e->opts.prefill_chunk = 256;
@@ -268,7 +286,7 @@ sp_status sp_engine_start(sp_engine **out, const sp_engine_opts *opts, sp_error 
 sp_engine_state sp_engine_get_state(sp_engine *e, sp_error *err) {
     pthread_mutex_lock(&e->mu);
     sp_engine_state s = e->state;
-    if (s == SP_ENGINE_FAILED && err) *err = e->load_err;
+    if ((s == SP_ENGINE_FAILED || (s == SP_ENGINE_STOPPED && e->died)) && err) *err = e->load_err;
     pthread_mutex_unlock(&e->mu);
     return s;
 }

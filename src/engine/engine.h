@@ -47,7 +47,7 @@ typedef enum sp_engine_state {
     SP_ENGINE_LOADING = 0,
     SP_ENGINE_READY,
     SP_ENGINE_FAILED,  /* load failed: see the error */
-    SP_ENGINE_STOPPED, /* stopped, or the thread died */
+    SP_ENGINE_STOPPED, /* stopped, or the thread died (not asked to stop) */
 } sp_engine_state;
 
 /* What the HTTP side needs after READY. Everything here is immutable and
@@ -68,7 +68,9 @@ typedef struct sp_engine_info {
 
 /* Starts the thread; returns at once (loading runs on the new thread). */
 sp_status sp_engine_start(sp_engine **out, const sp_engine_opts *opts, sp_error *err);
-/* Current state; when FAILED, copies the load error into err (may be NULL). */
+/* Current state; when FAILED, copies the load error into err (may be NULL);
+ * when STOPPED because the engine thread died, copies why (err->status is
+ * then not SP_OK; after a requested stop it is left alone). */
 sp_engine_state sp_engine_get_state(sp_engine *e, sp_error *err);
 /* Blocks until the state leaves LOADING or timeout_ms passes (-1: forever). */
 sp_engine_state sp_engine_wait_loaded(sp_engine *e, int timeout_ms);

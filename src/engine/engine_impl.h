@@ -10,6 +10,7 @@
 
 #include "engine/blocks.h"
 #include "engine/engine.h"
+#include "engine/fault.h"
 
 /* Debug builds check that engine-private state is touched only by the engine
  * thread (DESIGN.md section 1). */
@@ -64,12 +65,14 @@ struct sp_engine {
     char *model_path, *template_path;
     pthread_t thread;
     pthread_t owner; /* == thread; set before the thread touches anything */
+    sp_fault fault;  /* test-only fault injection (fault.h); read once at start */
 
     /* shared: under mu */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     sp_engine_state state;
-    sp_error load_err;
+    sp_error load_err; /* why loading failed, or why the thread died */
+    int died;          /* the loop ended without a stop: state STOPPED, load_err says why */
     sp_request *q_head, *q_tail;
     int q_len;
     int stopping;
@@ -95,6 +98,7 @@ struct sp_engine {
     float *row_copy;
     sp_seq_input *inputs;
     seq **batch;
+    unsigned char *failed; /* per batch entry: its forward failed */
 
     /* stats: written by the engine thread, read by anyone, under stats_mu */
     pthread_mutex_t stats_mu;
@@ -102,8 +106,10 @@ struct sp_engine {
 };
 
 double sp_now_ms(void);
-/* The engine thread's main loop after a successful load (sched.c). */
-void sp_sched_run(sp_engine *e);
+/* The engine thread's main loop after a successful load (sched.c). Returns
+ * SP_OK after a requested stop; anything else means the loop cannot go on
+ * (the engine thread dies: err says why). */
+sp_status sp_sched_run(sp_engine *e, sp_error *err);
 /* Frees the scheduler's sequences and scratch (engine thread). */
 void sp_sched_free(sp_engine *e);
 void sp_hist_add(sp_hist *h, double seconds);

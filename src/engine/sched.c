@@ -6,6 +6,7 @@
  * of prefilling ones, sample, stream, and retire finished sequences. A
  * sequence reserves blocks for its whole budget on admission, so it never
  * runs out mid-way; requests wait in the queue until their budget fits. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,8 +384,11 @@ static int plan_step(sp_engine *e, int *n_logits) {
         }
         if (take <= 0) continue;
         if (ensure_blocks(e, s, s->n_computed + take) != 0) {
+            /* a bug; failing the request beats leaving it waiting forever */
             SP_ERROR("request %llu: KV block reservation broken (bug)",
                      (unsigned long long)s->req->id);
+            remove_running(e, i--);
+            seq_finish(e, s, SP_FINISH_ERROR, NULL, 0, "KV block reservation broken (bug)");
             continue;
         }
         sp_logits_want want = s->n_computed + take == s->n_tokens ? SP_LOGITS_LAST : SP_LOGITS_NONE;
@@ -400,52 +404,116 @@ static int plan_step(sp_engine *e, int *n_logits) {
     return n;
 }
 
-static void fail_batch(sp_engine *e, int n, const char *msg) {
-    ENGINE_OWNED(e);
-    for (int b = 0; b < n; b++)
-        for (int i = 0; i < e->n_running; i++)
-            if (e->running[i] == e->batch[b]) {
-                seq *s = e->running[i];
-                remove_running(e, i);
-                seq_finish(e, s, SP_FINISH_ERROR, NULL, 0, msg);
-                break;
-            }
-}
-
 static int index_of(sp_engine *e, seq *s) {
     for (int i = 0; i < e->n_running; i++)
         if (e->running[i] == s) return i;
     return -1;
 }
 
-static void step(sp_engine *e) {
+/* Retires running sequence s with an error that is its own. */
+static void seq_fail(sp_engine *e, seq *s, const char *msg) {
     ENGINE_OWNED(e);
-    int n_logits;
-    int n = plan_step(e, &n_logits);
-    if (n == 0) return;
-    sp_error err = {0};
-    if (sp_model_forward(e->model, e->kv, e->inputs, n, e->logits, &err) != SP_OK) {
-        SP_ERROR("forward failed: %s", err.msg);
-        fail_batch(e, n, err.msg);
-        return;
+    SP_ERROR("request %llu failed: %s", (unsigned long long)s->req->id, msg);
+    int i = index_of(e, s);
+    if (i >= 0) remove_running(e, i);
+    seq_finish(e, s, SP_FINISH_ERROR, NULL, 0, msg);
+}
+
+/* The model's forward, with the test-only fault hooks in front of it. */
+static sp_status run_forward(sp_engine *e, seq **batch, const sp_seq_input *in, int n,
+                             float *logits, sp_error *err) {
+    ENGINE_OWNED(e);
+    for (int b = 0; b < n; b++)
+        if (sp_fault_has_token(batch[b]->tokens, batch[b]->n_prompt, e->fault.forward_fail_token))
+            return sp_fail(err, SP_EINTERNAL, "injected fault: forward_fail_token=%d",
+                           (int)e->fault.forward_fail_token);
+    return sp_model_forward(e->model, e->kv, in, n, logits, err);
+}
+
+/* The batched forward failed: run each sequence alone, so that a failure
+ * that belongs to one request fails only that request. Logits rows land
+ * where the batched call would have put them. Rerunning is safe: a forward
+ * writes K/V only at the sequence's own new positions, and the rerun writes
+ * the same values there. Marks e->failed[b]; returns how many failed. */
+static int forward_isolated(sp_engine *e, int n, const sp_error *batch_err) {
+    ENGINE_OWNED(e);
+    int row = 0, n_failed = 0;
+    for (int b = 0; b < n; b++) {
+        float *out = e->logits + (size_t)row * e->info.vocab;
+        sp_error err = {0};
+        e->failed[b] = 0;
+        if (n == 1) {
+            err = *batch_err;
+            e->failed[b] = 1;
+        } else if (run_forward(e, &e->batch[b], &e->inputs[b], 1, out, &err) != SP_OK) {
+            e->failed[b] = 1;
+        }
+        if (e->failed[b]) {
+            n_failed++;
+            seq_fail(e, e->batch[b], err.msg);
+        }
+        if (e->inputs[b].want == SP_LOGITS_LAST) row++;
     }
-    uint64_t prefilled = 0;
+    return n_failed;
+}
+
+/* NaN or +Inf logits mean the forward went wrong for this sequence:
+ * sampling from them would pick garbage silently. -Inf is a masked token. */
+static int logits_ok(const float *row, int vocab) {
+    for (int i = 0; i < vocab; i++)
+        if (isnan(row[i]) || row[i] == INFINITY) return 0;
+    return 1;
+}
+
+/* Samples from every sequence's logits row (rows in batch order). */
+static void sample_batch(sp_engine *e, int n) {
+    ENGINE_OWNED(e);
     int row = 0;
     for (int b = 0; b < n; b++) {
-        seq *s = e->batch[b];
-        int was_prefill = s->n_computed < s->n_prompt;
-        if (was_prefill) prefilled += (uint64_t)e->inputs[b].n_tokens;
-        s->n_computed += e->inputs[b].n_tokens;
-        publish_blocks(e, s);
         if (e->inputs[b].want != SP_LOGITS_LAST) continue;
         float *lrow = e->logits + (size_t)row++ * e->info.vocab;
+        if (e->failed[b]) continue;
+        seq *s = e->batch[b];
+        if (sp_fault_has_token(s->tokens, s->n_prompt, e->fault.nan_logits_token)) lrow[0] = NAN;
+        if (!logits_ok(lrow, e->info.vocab)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "the model produced non-finite logits at position %d",
+                     s->n_computed - 1);
+            seq_fail(e, s, msg);
+            continue;
+        }
         int i = index_of(e, s);
         if (i >= 0) seq_sample(e, i, lrow);
     }
+}
+
+/* One engine step; returns the number of sequences that ran a forward. */
+static int step(sp_engine *e) {
+    ENGINE_OWNED(e);
+    int n_logits;
+    int n = plan_step(e, &n_logits);
+    if (n == 0) return 0;
+    memset(e->failed, 0, (size_t)n * sizeof *e->failed);
+    sp_error err = {0};
+    if (run_forward(e, e->batch, e->inputs, n, e->logits, &err) != SP_OK) {
+        SP_ERROR("forward of %d sequences failed: %s%s", n, err.msg,
+                 n > 1 ? " (retrying them one by one)" : "");
+        if (forward_isolated(e, n, &err) == n) return n;
+    }
+    uint64_t prefilled = 0;
+    for (int b = 0; b < n; b++) {
+        if (e->failed[b]) continue;
+        seq *s = e->batch[b];
+        if (s->n_computed < s->n_prompt) prefilled += (uint64_t)e->inputs[b].n_tokens;
+        s->n_computed += e->inputs[b].n_tokens;
+        publish_blocks(e, s);
+    }
+    sample_batch(e, n);
     pthread_mutex_lock(&e->stats_mu);
     e->stats.prefill_tokens += prefilled;
     e->stats.steps++;
     pthread_mutex_unlock(&e->stats_mu);
+    return n;
 }
 
 static void publish_stats(sp_engine *e) {
@@ -480,22 +548,30 @@ static int wait_for_work(sp_engine *e) {
     return 1;
 }
 
-void sp_sched_run(sp_engine *e) {
+sp_status sp_sched_run(sp_engine *e, sp_error *err) {
     ENGINE_OWNED(e);
+    long steps = 0;
     while (wait_for_work(e)) {
         admit(e);
         drop_cancelled(e);
-        step(e);
+        if (step(e) > 0) steps++;
         publish_stats(e);
+        if (e->fault.die_after_steps > 0 && steps >= e->fault.die_after_steps)
+            return sp_fail(err, SP_EINTERNAL, "injected fault: engine_die_after_steps=%ld",
+                           e->fault.die_after_steps);
     }
     publish_stats(e);
+    return SP_OK;
 }
 
 void sp_sched_free(sp_engine *e) {
     ENGINE_OWNED(e);
     for (int i = 0; i < e->n_running; i++) {
         seq *s = e->running[i];
-        seq_finish(e, s, SP_FINISH_CANCELLED, NULL, 0, "the engine stopped");
+        if (e->died)
+            seq_finish(e, s, SP_FINISH_ERROR, NULL, 0, "the engine thread died");
+        else
+            seq_finish(e, s, SP_FINISH_CANCELLED, NULL, 0, "the engine stopped");
     }
     e->n_running = 0;
     free(e->running);
@@ -505,7 +581,9 @@ void sp_sched_free(sp_engine *e) {
     free(e->counts);
     free(e->cand);
     free(e->row_copy);
+    free(e->failed);
     e->row_copy = NULL;
+    e->failed = NULL;
     e->running = NULL;
     e->batch = NULL;
     e->inputs = NULL;

@@ -414,7 +414,13 @@ static sp_status read_layers(sp_model_desc *d, sp_hf_info *info, const json_t *c
                 if (info->double_wide_mlp) L->ffn_dim *= 2;
             }
         }
-        if (L->n_heads % L->n_kv_heads != 0)
+        if (s == SP_OK &&
+            (L->n_heads <= 0 || L->n_kv_heads <= 0 || L->head_dim <= 0 || L->head_dim % 2 != 0))
+            s = sp_fail(err, SP_EFORMAT,
+                        "%s: layer %d has %d heads, %d KV heads, head_dim %d "
+                        "(need positive counts and an even head_dim)",
+                        ctx, i, L->n_heads, L->n_kv_heads, L->head_dim);
+        if (s == SP_OK && L->n_heads % L->n_kv_heads != 0)
             s = sp_fail(err, SP_EFORMAT,
                         "%s: layer %d has %d query heads, not a multiple of %d "
                         "KV heads",

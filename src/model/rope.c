@@ -110,7 +110,7 @@ static void fill_proportional(float *w, int n, const sp_rope_params *p, int head
         w[i] = i < k ? (float)(base_freq(p->theta, i, head_dim) / factor) : 0;
 }
 
-sp_status sp_rope_build(sp_rope_table *r, const sp_rope_params *p, int head_dim, sp_error *err) {
+static sp_status rope_fill(sp_rope_table *r, const sp_rope_params *p, int head_dim, sp_error *err) {
     memset(r, 0, sizeof *r);
     r->kind = p->kind;
     r->head_dim = head_dim;
@@ -162,6 +162,13 @@ sp_status sp_rope_build(sp_rope_table *r, const sp_rope_params *p, int head_dim,
     if (!isfinite(r->attn_factor))
         return sp_fail(err, SP_EFORMAT, "rope: attention factor is not finite");
     return SP_OK;
+}
+
+/* Builds the table; on failure nothing stays allocated. */
+sp_status sp_rope_build(sp_rope_table *r, const sp_rope_params *p, int head_dim, sp_error *err) {
+    sp_status s = rope_fill(r, p, head_dim, err);
+    if (s != SP_OK) sp_rope_free(r);
+    return s;
 }
 
 void sp_rope_free(sp_rope_table *r) {

@@ -94,7 +94,9 @@ sp_status sp_weights_get(sp_weights *w, const char *name, int required, int ndim
     out->ndim = t.ndim;
     memcpy(out->shape, t.shape, sizeof out->shape);
     out->nbytes = t.nbytes;
-    if (w->use_mmap) {
+    /* a view needs aligned data (safetensors does not promise alignment);
+     * anything else is copied into owned, 64-byte aligned memory */
+    if (w->use_mmap && (uintptr_t)t.data % 16 == 0) {
         out->data = (void *)t.data;
     } else {
         out->data = sp_weights_alloc(w, t.nbytes);

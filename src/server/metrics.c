@@ -61,6 +61,9 @@ void route_metrics(sp_server *s, reply *r) {
     for (int k = 1; k <= 5; k++)
         bprintf(&b, "spindle_http_responses_total{code=\"%dxx\"} %llu\n", k,
                 (unsigned long long)atomic_load(&s->http_status[k]));
+    metric(&b, "http_read_timeouts_total", "counter",
+           "Connections closed because a request did not arrive within the read timeout",
+           (double)conn_guard_closed(s->guard));
     metric(&b, "requests_submitted_total", "counter", "Generation requests accepted",
            (double)st.requests_submitted);
     metric(&b, "requests_rejected_total", "counter", "Generation requests refused (queue full)",

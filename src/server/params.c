@@ -329,6 +329,7 @@ static json_t *normalize_messages(const json_t *msgs, api_error *err) {
         json_t *copy = json_copy(m);
         json_object_set_new(copy, "content", content);
         json_array_append_new(out, copy);
+        if (chat_message_tool_calls(copy, i, err)) goto fail;
     }
     return out;
 fail:
@@ -347,17 +348,22 @@ static void dedupe_bos(const sp_engine_info *info, int32_t *ids, size_t *n) {
 
 int render_chat(const json_t *body, const sp_engine_info *info, int32_t **ids, size_t *n,
                 api_error *err) {
+    json_t *tools = NULL;
+    int tool_choice;
+    if (chat_tools_check(body, &tools, &tool_choice, err)) return -1;
     json_t *msgs = normalize_messages(json_object_get(body, "messages"), err);
-    if (!msgs) return -1;
+    if (!msgs) {
+        json_decref(tools);
+        return -1;
+    }
     int agp = 1;
     json_t *agp_v = json_object_get(body, "add_generation_prompt");
     if (json_is_boolean(agp_v)) agp = json_is_true(agp_v);
-    json_t *tools = json_object_get(body, "tools");
     json_t *kw = json_object_get(body, "chat_template_kwargs");
-    json_t *ctx =
-        sp_chat_template_context(msgs, json_is_array(tools) ? tools : NULL, agp, info->bos_token,
-                                 info->eos_token, json_is_object(kw) ? kw : NULL);
+    json_t *ctx = sp_chat_template_context(msgs, tools, agp, info->bos_token, info->eos_token,
+                                           json_is_object(kw) ? kw : NULL);
     json_decref(msgs);
+    json_decref(tools);
     char *text = NULL;
     sp_error e = {0};
     sp_status st = sp_template_render(info->chat_template, ctx, &text, &e);
@@ -393,6 +399,9 @@ int parse_gen_request(const json_t *body, int chat, const sp_engine_info *info, 
         parse_logprobs(body, g, err))
         return -1;
     if (chat) {
+        json_t *tools = NULL;
+        if (chat_tools_check(body, &tools, &g->tool_choice, err)) return -1;
+        json_decref(tools);
         if (render_chat(body, info, &g->prompt, &g->n_prompt, err)) return -1;
     } else if (parse_prompt(body, info, g, err)) {
         return -1;
@@ -408,6 +417,7 @@ int parse_gen_request(const json_t *body, int chat, const sp_engine_info *info, 
 
 void gen_req_free(gen_req *g) {
     free(g->prompt);
+    free(g->forced);
     free(g->bias);
     for (int i = 0; i < g->n_stop; i++) free(g->stop[i]);
     free(g->stop);

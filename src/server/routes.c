@@ -142,21 +142,65 @@ json_t *completion_logprobs_new(void) {
 }
 
 typedef struct collected {
-    char *text;
+    char *text; /* content */
     size_t len, cap;
-    json_t *logprobs; /* chat: array of entries; completions: the four arrays */
+    char *reasoning;
+    size_t rlen, rcap;
+    json_t *tool_calls; /* [{id, type, function: {name, arguments}}] */
+    json_t *logprobs;   /* chat: array of entries; completions: the four arrays */
     sp_event fin;
+    chatout out;
 } collected;
 
-static void append(collected *c, const char *t, size_t n) {
+static void append_to(char **s, size_t *len, size_t *cap, const char *t, size_t n) {
     if (!n) return;
-    if (c->len + n + 1 > c->cap) {
-        c->cap = (c->len + n + 1) * 2;
-        c->text = realloc(c->text, c->cap);
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *s = realloc(*s, *cap);
     }
-    memcpy(c->text + c->len, t, n);
-    c->len += n;
-    c->text[c->len] = 0;
+    memcpy(*s + *len, t, n);
+    *len += n;
+    (*s)[*len] = 0;
+}
+
+static void append_args(json_t *call, const char *t, size_t n) {
+    json_t *fn = json_object_get(call, "function");
+    json_t *a = json_object_get(fn, "arguments");
+    size_t old = json_string_length(a);
+    char *buf = malloc(old + n + 1);
+    if (!buf) return;
+    memcpy(buf, json_string_value(a), old);
+    memcpy(buf + old, t, n);
+    json_object_set_new(fn, "arguments", json_text(buf, old + n));
+    free(buf);
+}
+
+/* Adds the chat events of one engine event to the message being built. */
+static void collect_events(collected *c) {
+    for (size_t i = 0; i < c->out.evs.n; i++) {
+        const sp_chat_ev *e = &c->out.evs.v[i];
+        switch (e->kind) {
+        case SP_CHAT_CONTENT:
+            append_to(&c->text, &c->len, &c->cap, e->text, e->len);
+            break;
+        case SP_CHAT_REASONING:
+            append_to(&c->reasoning, &c->rlen, &c->rcap, e->text, e->len);
+            break;
+        case SP_CHAT_TOOL_START:
+            if (!c->tool_calls) c->tool_calls = json_array();
+            json_array_append_new(c->tool_calls,
+                                  json_pack("{s:s, s:s, s:{s:o, s:s}}", "id", e->id, "type",
+                                            "function", "function", "name",
+                                            json_text(e->text, e->len), "arguments", ""));
+            break;
+        case SP_CHAT_TOOL_ARGS:
+            append_args(json_array_get(c->tool_calls, json_array_size(c->tool_calls) - 1), e->text,
+                        e->len);
+            break;
+        case SP_CHAT_TOOL_END:
+            break;
+        }
+    }
 }
 
 static void collect(sp_request *req, const gen_req *g, const sp_tokenizer *tok, collected *c,
@@ -171,13 +215,14 @@ static void collect(sp_request *req, const gen_req *g, const sp_tokenizer *tok, 
             if (client_gone(conn)) sp_request_cancel(req); /* FINISH follows */
         }
         if (!got) continue;
+        chatout_event(&c->out, &ev);
         if (ev.kind == SP_EV_TOKEN && g->logprobs) {
             if (g->chat)
                 json_array_append_new(c->logprobs, chat_logprob_entry(tok, &ev, g->tokens_as_ids));
             else
                 completion_logprobs_add(c->logprobs, tok, &ev, c->len, g->tokens_as_ids);
         }
-        append(c, ev.text, ev.text_len);
+        collect_events(c);
         if (ev.kind == SP_EV_FINISH) {
             c->fin = ev;
             c->fin.text = NULL;
@@ -191,16 +236,24 @@ static void collect(sp_request *req, const gen_req *g, const sp_tokenizer *tok, 
 static json_t *completion_body(sp_server *s, const gen_req *g, collected *c, uint64_t id) {
     char rid[48];
     snprintf(rid, sizeof rid, "%s-%llu", g->chat ? "chatcmpl" : "cmpl", (unsigned long long)id);
-    json_t *text = json_text(c->text, c->len);
+    /* with tool calls and no text, content is null (as OpenAI sends it) */
+    json_t *text = c->tool_calls && !c->len ? json_null() : json_text(c->text, c->len);
     json_t *lp = c->logprobs ? c->logprobs : json_null();
     if (g->chat && c->logprobs) lp = json_pack("{s:o}", "content", c->logprobs);
     c->logprobs = NULL;
-    json_t *choice = g->chat
-                         ? json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", 0, "message", "role",
-                                     "assistant", "content", text, "logprobs", lp, "finish_reason",
-                                     finish_reason_str(c->fin.reason))
-                         : json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "text", text, "logprobs",
-                                     lp, "finish_reason", finish_reason_str(c->fin.reason));
+    const char *finish = chatout_finish_reason(&c->out, c->fin.reason);
+    json_t *choice =
+        g->chat ? json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", 0, "message", "role",
+                            "assistant", "content", text, "logprobs", lp, "finish_reason", finish)
+                : json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "text", text, "logprobs", lp,
+                            "finish_reason", finish);
+    json_t *msg = json_object_get(choice, "message");
+    if (msg && c->rlen)
+        json_object_set_new(msg, "reasoning_content", json_text(c->reasoning, c->rlen));
+    if (msg && c->tool_calls) {
+        json_object_set_new(msg, "tool_calls", c->tool_calls);
+        c->tool_calls = NULL;
+    }
     return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o, s:s}", "id", rid, "object",
                      g->chat ? "chat.completion" : "text_completion", "created",
                      (json_int_t)time(NULL), "model", s->model_id, "choices", choice, "usage",
@@ -212,7 +265,8 @@ void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply 
     const sp_engine_info *info = sp_engine_get_info(s->engine);
     api_error err = {0};
     gen_req g;
-    if (parse_gen_request(body, chat, info, &g, &err)) {
+    if (parse_gen_request(body, chat, info, &g, &err) ||
+        chat_output_setup(s, body, info, &g, &err)) {
         gen_req_free(&g);
         reply_error(r, &err);
         return;
@@ -237,6 +291,13 @@ void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply 
         return;
     }
     collected c = {0};
+    if (chatout_init(&c.out, &g, info)) {
+        sp_request_release(req);
+        gen_req_free(&g);
+        api_fail(&err, 500, NULL, "out of memory");
+        reply_error(r, &err);
+        return;
+    }
     collect(req, &g, info->tokenizer, &c, r->conn);
     sp_request_release(req);
     r->completion_tokens = c.fin.completion_tokens;
@@ -255,6 +316,9 @@ void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply 
         reply_json(r, 200, completion_body(s, &g, &c, id));
     }
     free(c.text);
+    free(c.reasoning);
+    json_decref(c.tool_calls);
+    chatout_free(&c.out);
     gen_req_free(&g);
 }
 

@@ -18,6 +18,7 @@ typedef struct conn {
     char *body;
     size_t len, cap;
     int too_big;
+    int answered; /* a response is queued already (early 413) */
     double t0;
     uint64_t id;
 } conn;
@@ -29,6 +30,8 @@ void sp_server_opts_default(sp_server_opts *o) {
     o->max_connections = 128;
     o->max_body = 8u << 20;
     o->model_id = "model";
+    o->read_timeout_s = 10;
+    o->idle_timeout_s = 600;
 }
 
 static void add_cors(const sp_server *s, struct MHD_Response *resp) {
@@ -161,12 +164,6 @@ static void dispatch(sp_server *s, struct MHD_Connection *c, const char *url, co
         reply_error(r, &err);
         return;
     }
-    if (cn->too_big) {
-        api_fail(&err, 413, NULL, "the request body is larger than %zu bytes (--max-body)",
-                 s->opts.max_body);
-        reply_error(r, &err);
-        return;
-    }
     json_t *body = NULL;
     if (!strcmp(method, "POST") && !(body = parse_body(cn, &err))) {
         reply_error(r, &err);
@@ -205,39 +202,93 @@ static void count_status(sp_server *s, int status) {
     atomic_fetch_add(&s->http_status[k >= 1 && k <= 5 ? k : 0], 1);
 }
 
+static void log_request(const conn *cn, const char *method, const char *url, const reply *r) {
+    if (r->streaming || !strcmp(url, "/health") || !strcmp(url, "/metrics")) return;
+    SP_INFO("req %llu %s %s -> %d prompt=%d completion=%d cached=%d ttft=%.1fms "
+            "total=%.1fms",
+            (unsigned long long)cn->id, method, url, r->status, r->prompt_tokens,
+            r->completion_tokens, r->cached_tokens, r->ttft_ms, srv_now_ms() - cn->t0);
+}
+
+/* Answers 413 while the body is still on its way: libmicrohttpd then closes
+ * the connection instead of receiving (and us discarding) the rest, so a
+ * 100 MB upload costs neither memory nor the time to read it. */
+static enum MHD_Result reject_too_big(sp_server *s, struct MHD_Connection *c, conn *cn,
+                                      const char *method, const char *url) {
+    api_error err;
+    api_fail(&err, 413, NULL, "the request body is larger than %zu bytes (--max-body)",
+             s->opts.max_body);
+    reply r = {.conn = c};
+    reply_error(&r, &err);
+    add_cors(s, r.resp);
+    enum MHD_Result ret = MHD_queue_response(c, 413, r.resp);
+    MHD_destroy_response(r.resp);
+    if (ret == MHD_YES) {
+        cn->answered = 1;
+        count_status(s, 413);
+        log_request(cn, method, url, &r);
+    }
+    return ret;
+}
+
+/* Appends a piece of the body; past max_body only counts it. */
+static enum MHD_Result take_upload(sp_server *s, conn *cn, const char *data, size_t n) {
+    if (!cn->too_big && cn->len + n > s->opts.max_body) {
+        cn->too_big = 1;
+        free(cn->body); /* never used now */
+        cn->body = NULL;
+        cn->len = cn->cap = 0;
+    }
+    if (cn->too_big) return MHD_YES;
+    if (cn->len + n + 1 > cn->cap) {
+        size_t cap = (cn->len + n + 1) * 2;
+        if (cap > s->opts.max_body + 1) cap = s->opts.max_body + 1;
+        char *p = realloc(cn->body, cap);
+        if (!p) return MHD_NO;
+        cn->body = p;
+        cn->cap = cap;
+    }
+    memcpy(cn->body + cn->len, data, n);
+    cn->len += n;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls) {
     sp_server *s = cls;
     conn *cn = *con_cls;
-    if (!cn) {
+    if (!cn) { /* the headers are in */
         cn = calloc(1, sizeof *cn);
         if (!cn) return MHD_NO;
         cn->t0 = srv_now_ms();
         cn->id = atomic_fetch_add(&s->next_id, 1);
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->opts.max_body) cn->too_big = 1;
         *con_cls = cn;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->opts.max_body) {
+            cn->too_big = 1;
+            return reject_too_big(s, c, cn, method, url);
+        }
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        if (!cn->too_big && cn->len + *upload_size > s->opts.max_body) cn->too_big = 1;
-        if (!cn->too_big) {
-            if (cn->len + *upload_size + 1 > cn->cap) {
-                size_t cap = (cn->len + *upload_size + 1) * 2;
-                char *p = realloc(cn->body, cap);
-                if (!p) return MHD_NO;
-                cn->body = p;
-                cn->cap = cap;
-            }
-            memcpy(cn->body + cn->len, upload_data, *upload_size);
-            cn->len += *upload_size;
-        }
+        size_t n = *upload_size;
         *upload_size = 0;
-        return MHD_YES;
+        if (cn->answered) return MHD_YES; /* the rest of a rejected body */
+        /* a chunked body has no Content-Length: it is caught here, and as
+         * libmicrohttpd (0.9.75) cannot answer mid-upload, the rest is
+         * discarded and 413 follows the body (the read timeout bounds it) */
+        return take_upload(s, cn, upload_data, n);
     }
+    if (cn->answered) return MHD_YES;
+    conn_guard_mark(s->guard, c, 1);
     reply r = {.conn = c};
-    if (!strcmp(method, "OPTIONS")) {
+    if (cn->too_big) {
+        api_error err;
+        api_fail(&err, 413, NULL, "the request body is larger than %zu bytes (--max-body)",
+                 s->opts.max_body);
+        reply_error(&r, &err);
+    } else if (!strcmp(method, "OPTIONS")) {
         reply_text(&r, 204, "text/plain", "");
     } else {
         dispatch(s, c, url, method, cn, &r);
@@ -251,16 +302,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)r.status, r.resp);
     MHD_destroy_response(r.resp);
     count_status(s, r.status);
-    if (!r.streaming && strcmp(url, "/health") && strcmp(url, "/metrics"))
-        SP_INFO("req %llu %s %s -> %d prompt=%d completion=%d cached=%d ttft=%.1fms "
-                "total=%.1fms",
-                (unsigned long long)cn->id, method, url, r.status, r.prompt_tokens,
-                r.completion_tokens, r.cached_tokens, r.ttft_ms, srv_now_ms() - cn->t0);
+    log_request(cn, method, url, &r);
     return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
+    sp_server *s = cls;
+    conn_guard_mark(s->guard, c, 0); /* a kept-alive connection waits for the next one */
     conn *cn = *con_cls;
     if (!cn) return;
     free(cn->body);
@@ -293,14 +342,27 @@ sp_status sp_server_start(sp_server **out, const sp_server_opts *opts, sp_engine
     s->created = (long)time(NULL);
     atomic_init(&s->next_id, 1);
     if (s->opts.max_body == 0) s->opts.max_body = 8u << 20;
+    if (s->opts.read_timeout_s <= 0) s->opts.read_timeout_s = 10;
+    if (s->opts.idle_timeout_s <= 0) s->opts.idle_timeout_s = 600;
+    s->guard = conn_guard_start(s->opts.read_timeout_s);
+    if (!s->guard) {
+        sp_server_stop(s);
+        return sp_fail(err, SP_ENOMEM, "server: cannot start the connection guard");
+    }
+    /* thread per connection: a handler may block on its request's events.
+     * libmicrohttpd's timeout closes a connection silent for idle_timeout_s;
+     * it counts the time a stream's reader blocks waiting for its first
+     * token too (a stream queued longer than that is cut), so it stays long
+     * and the guard handles slow clients (docs/errors.md) */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     s->daemon =
         MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, s,
                          MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
                          (unsigned)(opts->max_connections > 0 ? opts->max_connections : 128),
-                         MHD_OPTION_CONNECTION_TIMEOUT, 600u, MHD_OPTION_NOTIFY_COMPLETED,
-                         on_completed, s, MHD_OPTION_END);
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->opts.idle_timeout_s,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                         conn_guard_notify, s->guard, MHD_OPTION_END);
     if (!s->daemon) {
         sp_fail(err, SP_EIO, "cannot listen on %s:%d (in use, or not allowed)", s->host,
                 opts->port);
@@ -326,7 +388,8 @@ void sp_server_quiesce(sp_server *s) {
 
 void sp_server_stop(sp_server *s) {
     if (!s) return;
-    if (s->daemon) MHD_stop_daemon(s->daemon);
+    if (s->daemon) MHD_stop_daemon(s->daemon); /* closes (and unlists) every connection */
+    conn_guard_stop(s->guard);
     free(s->host);
     free(s->api_key);
     free(s->cors_origin);

@@ -20,6 +20,9 @@ typedef struct sp_server_opts {
     size_t max_body;         /* bytes; 413 above */
     const char *cors_origin; /* NULL: no CORS headers */
     const char *model_id;    /* served id (--alias, else the file/dir name) */
+    const char *tool_parser; /* hermes|llama3|gemma4|json|none; NULL: from the chat template */
+    int read_timeout_s;      /* headers + body must arrive within this (default 10) */
+    int idle_timeout_s;      /* a connection silent this long is closed (default 600) */
 } sp_server_opts;
 
 void sp_server_opts_default(sp_server_opts *o);

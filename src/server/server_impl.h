@@ -5,15 +5,31 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
+#include "chat/toolcall.h"
 #include "engine/engine.h"
 #include "server/server.h"
 
+/* The connection guard (guard.c): a request must arrive within the read
+ * timeout, however slowly its bytes drip in. */
+typedef struct conn_guard conn_guard;
+conn_guard *conn_guard_start(int timeout_s);
+void conn_guard_stop(conn_guard *g);
+/* MHD_OPTION_NOTIFY_CONNECTION callback; cls is the guard. */
+void conn_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                       enum MHD_ConnectionNotificationCode code);
+/* received: 1 once the request is all in, 0 when waiting for the next one. */
+void conn_guard_mark(conn_guard *g, struct MHD_Connection *c, int received);
+/* Connections shut down for being too slow (for /metrics). */
+uint64_t conn_guard_closed(conn_guard *g);
+
 struct sp_server {
     sp_server_opts opts;
+    conn_guard *guard;
     char *host, *api_key, *cors_origin, *model_id;
     sp_engine *engine;
     struct MHD_Daemon *daemon;
@@ -21,6 +37,11 @@ struct sp_server {
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t http_status[6]; /* by hundreds: 1xx..5xx; [0] other */
     long created;                        /* unix time for /v1/models */
+    /* output formats (tools.c): from --tool-parser or probed from the chat
+     * template on first use, under a lock */
+    int chat_formats_known;
+    sp_tool_format tool_format;
+    sp_think_format think_format;
 };
 
 /* An OpenAI-shaped error: {"error": {"message", "type", "param", "code"}}. */
@@ -66,7 +87,15 @@ typedef struct gen_req {
     int logprobs;      /* report logprobs */
     int top_logprobs;  /* how many alternatives */
     int tokens_as_ids; /* logprobs name tokens "token_id:N" (vLLM extension) */
+    /* chat output (tools.c, chatout.c) */
+    sp_chat_parser_opts out; /* out.tools and out.think NONE: text passes through */
+    int tool_choice;         /* TOOL_CHOICE_* */
+    int keep_special;        /* re-detokenize the ids keeping special tokens */
+    int32_t *forced;         /* test hook: the output is these ids (owned) */
+    size_t n_forced;
 } gen_req;
+
+enum { TOOL_CHOICE_AUTO = 0, TOOL_CHOICE_NONE, TOOL_CHOICE_REQUIRED, TOOL_CHOICE_NAMED };
 
 /* Validates body and builds the prompt (chat: rendered with the template).
  * 0 on success; else fills *err (400, naming the JSON path). */
@@ -77,6 +106,38 @@ void gen_req_free(gen_req *g);
  * /tokenize). */
 int render_chat(const json_t *body, const sp_engine_info *info, int32_t **ids, size_t *n,
                 api_error *err);
+
+/* Tools (tools.c): validates tools / tool_choice / parallel_tool_calls and
+ * returns the tools the template sees (NULL: none), a new reference. */
+int chat_tools_check(const json_t *body, json_t **template_tools, int *tool_choice, api_error *err);
+/* Checks messages[i].tool_calls and turns JSON-string arguments into
+ * objects, as templates expect (vLLM and llama-server do the same). */
+int chat_message_tool_calls(json_t *msg, size_t i, api_error *err);
+/* Sets g->out (formats, reasoning start, ids), keep_special and the test
+ * hook's forced output, once the prompt is built. */
+int chat_output_setup(sp_server *s, const json_t *body, const sp_engine_info *info, gen_req *g,
+                      api_error *err);
+
+/* The output pipeline of one request (chatout.c): engine events in, chat
+ * events (content, reasoning, tool calls) out. */
+typedef struct chatout {
+    const sp_engine_info *info;
+    sp_chat_parser *parser; /* NULL: the text is all content */
+    sp_detok *detok;        /* own detokenizer (keep_special or forced output) */
+    const int32_t *forced;
+    size_t n_forced, next;
+    int want_call;   /* tool_choice required / named (not enforced: warned) */
+    sp_chat_evs evs; /* what the last chatout_event produced */
+} chatout;
+
+int chatout_init(chatout *c, const gen_req *g, const sp_engine_info *info);
+/* Replaces c->evs with the events of ev (TOKEN or FINISH); for FINISH it
+ * may rewrite ev->reason (forced output ends as "stop"). */
+void chatout_event(chatout *c, sp_event *ev);
+int chatout_calls(const chatout *c);
+/* "tool_calls" when calls were made and generation stopped by itself. */
+const char *chatout_finish_reason(const chatout *c, sp_finish_reason r);
+void chatout_free(chatout *c);
 
 /* Handlers. */
 void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply *r, uint64_t id);

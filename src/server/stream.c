@@ -24,6 +24,7 @@ typedef struct stream {
     sp_event fin;
     double t0;
     struct MHD_Connection *conn;
+    chatout out; /* content / reasoning / tool calls of each event */
 } stream;
 
 static void put(stream *st, const char *data, size_t n) {
@@ -68,7 +69,44 @@ static json_t *text_payload(stream *st, const char *t, size_t n) {
     return st->g.chat ? json_pack("{s:o}", "content", text) : text;
 }
 
-static void on_token(stream *st, const sp_event *ev) {
+/* The delta of one chat event (NULL: nothing to send). */
+static json_t *event_delta(stream *st, const sp_chat_ev *e) {
+    switch (e->kind) {
+    case SP_CHAT_CONTENT:
+        return text_payload(st, e->text, e->len);
+    case SP_CHAT_REASONING:
+        return json_pack("{s:o}", "reasoning_content", json_text(e->text, e->len));
+    case SP_CHAT_TOOL_START:
+        /* OpenAI's first chunk of a call: index, id, type, name, empty arguments */
+        return json_pack("{s:[{s:i, s:s, s:s, s:{s:o, s:s}}]}", "tool_calls", "index", e->index,
+                         "id", e->id, "type", "function", "function", "name",
+                         json_text(e->text, e->len), "arguments", "");
+    case SP_CHAT_TOOL_ARGS:
+        return json_pack("{s:[{s:i, s:{s:o}}]}", "tool_calls", "index", e->index, "function",
+                         "arguments", json_text(e->text, e->len));
+    default:
+        return NULL;
+    }
+}
+
+/* One chunk per chat event; lp (may be NULL) rides on the first. Returns
+ * the content bytes sent (completions' text_offset). */
+static size_t put_events(stream *st, json_t *lp) {
+    size_t content = 0;
+    for (size_t i = 0; i < st->out.evs.n; i++) {
+        const sp_chat_ev *e = &st->out.evs.v[i];
+        json_t *d = event_delta(st, e);
+        if (!d) continue;
+        if (e->kind == SP_CHAT_CONTENT) content += e->len;
+        put_event(st, chunk(st, d, lp, NULL));
+        lp = NULL;
+    }
+    if (lp) put_event(st, chunk(st, text_payload(st, "", 0), lp, NULL));
+    return content;
+}
+
+static void on_token(stream *st, sp_event *ev) {
+    chatout_event(&st->out, ev);
     json_t *lp = NULL;
     if (st->g.logprobs) {
         if (st->g.chat) {
@@ -80,12 +118,11 @@ static void on_token(stream *st, const sp_event *ev) {
                                     st->g.tokens_as_ids);
         }
     }
-    if (!ev->text_len && !lp) return; /* held back: nothing to say yet */
-    put_event(st, chunk(st, text_payload(st, ev->text, ev->text_len), lp, NULL));
-    st->text_offset += ev->text_len;
+    st->text_offset += put_events(st, lp); /* nothing when text is held back */
 }
 
-static void on_finish(stream *st, const sp_event *ev) {
+static void on_finish(stream *st, sp_event *ev) {
+    chatout_event(&st->out, ev);
     st->fin = *ev;
     st->fin.text = NULL;
     if (ev->reason == SP_FINISH_ERROR || ev->reason == SP_FINISH_CANCELLED) {
@@ -97,10 +134,9 @@ static void on_finish(stream *st, const sp_event *ev) {
         put_event(st, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", err.message, "type",
                                 err.type, "param", "code"));
     } else {
-        if (ev->text_len)
-            put_event(st, chunk(st, text_payload(st, ev->text, ev->text_len), NULL, NULL));
+        put_events(st, NULL);
         json_t *last = st->g.chat ? json_object() : json_string("");
-        put_event(st, chunk(st, last, NULL, finish_reason_str(ev->reason)));
+        put_event(st, chunk(st, last, NULL, chatout_finish_reason(&st->out, ev->reason)));
         if (st->g.include_usage) {
             json_t *u = chunk(st, st->g.chat ? json_object() : json_string(""), NULL, NULL);
             json_array_clear(json_object_get(u, "choices"));
@@ -162,6 +198,7 @@ static void stream_free(void *cls) {
             st->fin.completion_tokens, st->fin.cached_tokens, st->fin.ttft_ms,
             srv_now_ms() - st->t0, st->ended ? "" : " (client disconnected)");
     gen_req_free(&st->g);
+    chatout_free(&st->out);
     free(st->buf);
     free(st);
 }
@@ -173,6 +210,11 @@ struct MHD_Response *stream_response(sp_server *s, sp_request *req, gen_req *g, 
     st->conn = conn;
     st->s = s;
     st->info = sp_engine_get_info(s->engine);
+    if (chatout_init(&st->out, g, st->info)) {
+        chatout_free(&st->out);
+        free(st);
+        return NULL;
+    }
     st->req = req;
     st->g = *g;
     memset(g, 0, sizeof *g);

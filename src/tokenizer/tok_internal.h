@@ -178,7 +178,7 @@ typedef struct tok_bpe {
  * buffers reused from word to word, and a small direct-mapped cache of
  * pair -> merge lookups, which keeps the big merges table out of the hot
  * loop (text repeats the same pairs over and over). */
-#define TOK_PAIR_CACHE_BITS 14
+#define TOK_PAIR_CACHE_BITS 12
 #define TOK_PAIR_CACHE      (1 << TOK_PAIR_CACHE_BITS)
 typedef struct tok_word_slot {
     uint64_t hash;
@@ -302,6 +302,10 @@ int tok_decode_chain(const sp_tokenizer *tok, const int32_t *ids, size_t n, int 
 sp_status tok_load_json(sp_tokenizer *tok, const char *path, sp_error *err);
 sp_status tok_load_config(sp_tokenizer *tok, const char *path, sp_error *err);
 sp_status tok_index_added(sp_tokenizer *tok, const char *file, sp_error *err);
+/* Records what the streaming detokenizer must know about a decoder chain. */
+void tok_dec_properties(sp_tokenizer *tok, const tok_dec *d, int *fused);
+/* A tokenizer from a GGUF file's tokenizer.ggml.* metadata (tok_gguf.c). */
+sp_status tok_load_gguf(sp_tokenizer **out, const char *path, sp_error *err);
 void tok_norm_free(tok_norm *n);
 void tok_pretok_free(tok_pretok *p);
 void tok_dec_free(tok_dec *d);

@@ -270,10 +270,10 @@ static sp_status load_dec(loader *L, json_t *obj, const char *path, tok_dec *d) 
 }
 
 /* What the streaming detokenizer must know about the chain. */
-static void dec_properties(sp_tokenizer *tok, const tok_dec *d, int *fused) {
+void tok_dec_properties(sp_tokenizer *tok, const tok_dec *d, int *fused) {
     switch (d->kind) {
     case DEC_SEQUENCE:
-        for (int i = 0; i < d->n_children; i++) dec_properties(tok, &d->children[i], fused);
+        for (int i = 0; i < d->n_children; i++) tok_dec_properties(tok, &d->children[i], fused);
         break;
     case DEC_BYTELEVEL:
         tok->stream_byte_level = 1;
@@ -614,7 +614,7 @@ static sp_status load_root(loader *L, json_t *root) {
             return sp_fail(L->err, SP_ENOMEM, "out of memory");
         SP_TRY(load_dec(L, v, "decoder", tok->decoder));
         int fused = 0;
-        dec_properties(tok, tok->decoder, &fused);
+        tok_dec_properties(tok, tok->decoder, &fused);
     }
     if ((v = json_object_get(root, "post_processor")) && !json_is_null(v))
         SP_TRY(load_post(L, v, "post_processor"));
@@ -624,8 +624,13 @@ static sp_status load_root(loader *L, json_t *root) {
 sp_status tok_load_json(sp_tokenizer *tok, const char *path, sp_error *err) {
     loader L = {tok, path, err};
     if (!sp_path_exists(path)) return sp_fail(err, SP_ENOTFOUND, "%s: file not found", path);
+    /* Parse from memory: json_load_file reads one character at a time. */
+    char *text = NULL;
+    size_t len = 0;
+    SP_TRY(sp_read_text(path, &text, &len, err));
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    json_t *root = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    free(text);
     if (!root)
         return sp_fail(err, SP_EFORMAT, "%s: invalid JSON at line %d, column %d: %s", path, je.line,
                        je.column, je.text);

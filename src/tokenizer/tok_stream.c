@@ -86,7 +86,7 @@ static sp_status emit(sp_detok *d, size_t k, int at_end, char **out, size_t *len
         tok_buf_free(&text);
         return sp_fail(err, SP_ENOMEM, "detokenizer: out of memory");
     }
-    if (text.n > 0 || at_end) {
+    if ((text.n > 0 || at_end) && k > 0) {
         memmove(d->win.v, d->win.v + k, (d->win.n - k) * sizeof *d->win.v);
         d->win.n -= k;
         if (text.n) d->started = 1;

@@ -17,6 +17,8 @@ trap 'rm -rf "$work"' EXIT
 
 fail() { echo "tokenizer_oracle: FAIL: $*" >&2; exit 1; }
 
+[[ -x "$spindle" ]] || fail "no spindle binary at $spindle"
+
 for name in gemma3 llama3_1 qwen3; do
     [[ -s "$toks/$name/tokenizer.json" ]] ||
         fail "$toks/$name/tokenizer.json missing: run scripts/fetch-tokenizers.sh"

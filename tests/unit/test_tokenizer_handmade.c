@@ -1537,9 +1537,7 @@ static char *stream(const sp_tokenizer *tok, const int32_t *ids, size_t n, size_
     return acc;
 }
 
-static void check_oracle(const char *name, const int32_t *table) {
-    sp_tokenizer *tok = load(name);
-    if (!tok) return;
+static void check_oracle(const sp_tokenizer *tok, const char *name, const int32_t *table) {
     const int32_t *row = table;
     for (size_t i = 0; i < N_STRINGS; i++) {
         size_t want_n = (size_t)*row++;
@@ -1560,7 +1558,6 @@ static void check_oracle(const char *name, const int32_t *table) {
         free(ids);
         row += want_n;
     }
-    sp_tokenizer_free(tok);
 }
 
 static int32_t *enc(const sp_tokenizer *tok, const char *s, size_t len, size_t *n) {
@@ -1571,7 +1568,7 @@ static int32_t *enc(const sp_tokenizer *tok, const char *s, size_t len, size_t *
 }
 
 /* Invalid UTF-8 is read as U+FFFD per maximal invalid subpart. */
-static void check_invalid_utf8(const char *name) {
+static void check_invalid_utf8(const sp_tokenizer *tok, const char *name) {
     static const char *bad[] = {"a\xff"
                                 "b",
                                 "a\xe2\x82"
@@ -1588,8 +1585,6 @@ static void check_invalid_utf8(const char *name) {
                                  "\xef\xbf\xbd\xef\xbf\xbd"
                                  "x",
                                  "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"};
-    sp_tokenizer *tok = load(name);
-    if (!tok) return;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         size_t na, nb;
         int32_t *a = enc(tok, bad[i], strlen(bad[i]), &na),
@@ -1599,7 +1594,6 @@ static void check_invalid_utf8(const char *name) {
         free(a);
         free(b);
     }
-    sp_tokenizer_free(tok);
 }
 
 static int32_t id_of(const sp_tokenizer *tok, const char *piece) {
@@ -1610,9 +1604,7 @@ static int32_t id_of(const sp_tokenizer *tok, const char *piece) {
 
 /* Gemma: <0xXX> runs decode as UTF-8 when valid, else one U+FFFD per byte;
  * the streaming detokenizer holds a run until it ends. */
-static void check_byte_fallback(void) {
-    sp_tokenizer *tok = load("gemma3");
-    if (!tok) return;
+static void check_byte_fallback(const sp_tokenizer *tok) {
     int32_t e2 = id_of(tok, "<0xE2>"), x82 = id_of(tok, "<0x82>"), xac = id_of(tok, "<0xAC>");
     int32_t hello = id_of(tok, "Hello"), sp_world = id_of(tok, "\xe2\x96\x81world");
     struct {
@@ -1653,14 +1645,11 @@ static void check_byte_fallback(void) {
     CHECK(sp_detok_flush(dt, &out, &len, &err) == SP_OK && len == 0);
     free(out);
     sp_detok_free(dt);
-    sp_tokenizer_free(tok);
 }
 
 /* Llama 3 byte-level: a character split over tokens is held back until
  * complete; a lone continuation byte decodes to U+FFFD. */
-static void check_bytelevel_stream(void) {
-    sp_tokenizer *tok = load("llama3_1");
-    if (!tok) return;
+static void check_bytelevel_stream(const sp_tokenizer *tok) {
     size_t n;
     int32_t *ids = enc(tok, "\xf0\x9f\xa4\x96", 4, &n); /* robot face: 3 tokens */
     CHECK(n == 3);
@@ -1681,16 +1670,75 @@ static void check_bytelevel_stream(void) {
     CHECK(d && !strcmp(d, "\xef\xbf\xbd"));
     free(d);
     free(ids);
-    sp_tokenizer_free(tok);
+}
+
+/* Random id sequences (with runs of byte tokens and special tokens mixed
+ * in): streaming, with and without skip_special, must equal decode. */
+static void check_random_stream(const sp_tokenizer *tok, const char *name) {
+    uint64_t state = 0x9E3779B97F4A7C15ull;
+    int32_t vocab = sp_tokenizer_vocab_size(tok), byte0 = sp_tokenizer_token_id(tok, "<0x00>");
+    int bad = 0;
+    for (int round = 0; round < 300; round++) {
+        int32_t ids[40];
+        size_t n = 1 + round % 40;
+        for (size_t i = 0; i < n; i++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t r = (uint32_t)(state >> 33);
+            if (byte0 >= 0 && r % 3 == 0)
+                ids[i] = byte0 + (int32_t)(r / 3 % 256);
+            else if (r % 7 == 1)
+                ids[i] = (int32_t)(r % 300); /* low ids: specials, bytes */
+            else
+                ids[i] = (int32_t)(r % (uint32_t)vocab);
+        }
+        for (int skip = 0; skip < 2; skip++) {
+            char *full = NULL;
+            size_t fl = 0, used = 0;
+            sp_error err = {0};
+            sp_tokenizer_decode(tok, ids, n, skip, &full, &fl, &err);
+            sp_detok *d = sp_detok_new(tok, skip);
+            char *acc = calloc(1, 1);
+            for (size_t i = 0; i <= n; i++) {
+                char *piece = NULL;
+                size_t plen = 0;
+                if (i < n)
+                    sp_detok_push(d, ids[i], &piece, &plen, &err);
+                else
+                    sp_detok_flush(d, &piece, &plen, &err);
+                acc = realloc(acc, used + plen + 1);
+                memcpy(acc + used, piece, plen);
+                used += plen;
+                free(piece);
+            }
+            bad += !(used == fl && !memcmp(acc, full, fl));
+            sp_detok_free(d);
+            free(acc);
+            free(full);
+        }
+    }
+    CHECKF(bad == 0, "%s: %d random sequences stream differently from decode", name, bad);
 }
 
 int main(void) {
-    check_oracle("gemma3", hm_gemma3);
-    check_oracle("llama3_1", hm_llama3_1);
-    check_oracle("qwen3", hm_qwen3);
-    check_invalid_utf8("llama3_1");
-    check_invalid_utf8("gemma3");
-    check_byte_fallback();
-    check_bytelevel_stream();
+    sp_tokenizer *gemma = load("gemma3"), *llama = load("llama3_1"), *qwen = load("qwen3");
+    if (gemma) {
+        check_oracle(gemma, "gemma3", hm_gemma3);
+        check_invalid_utf8(gemma, "gemma3");
+        check_byte_fallback(gemma);
+        check_random_stream(gemma, "gemma3");
+    }
+    if (llama) {
+        check_oracle(llama, "llama3_1", hm_llama3_1);
+        check_invalid_utf8(llama, "llama3_1");
+        check_bytelevel_stream(llama);
+        check_random_stream(llama, "llama3_1");
+    }
+    if (qwen) {
+        check_oracle(qwen, "qwen3", hm_qwen3);
+        check_random_stream(qwen, "qwen3");
+    }
+    sp_tokenizer_free(gemma);
+    sp_tokenizer_free(llama);
+    sp_tokenizer_free(qwen);
     return check_summary("test_tokenizer_handmade");
 }
