@@ -11,7 +11,7 @@ ARGS     ?=
 CMAKE_FLAGS ?=
 TOKENIZERS = $(abspath build/tokenizers)
 
-.PHONY: all build run test unit e2e asan tsan tokenizers bench format format-check clean
+.PHONY: all build run test unit e2e asan tsan fuzz fuzz-ci tokenizers bench format format-check clean
 
 all: build
 
@@ -49,6 +49,15 @@ tsan: tokenizers
 	  ctest --test-dir build/tsan --output-on-failure -L concurrency
 	TSAN_OPTIONS="halt_on_error=1" bash tests/e2e/run.sh build/tsan/spindle $(SHARED) build/tsan \
 	  tests/e2e/concurrency.test.mjs
+
+# libFuzzer targets (clang): `make fuzz` runs each for FUZZ_SECONDS; CI runs
+# each for a short bounded time.
+FUZZ_SECONDS ?= 300
+fuzz: tokenizers
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-ci: tokenizers
+	bash tests/fuzz/run.sh 15
 
 test: format-check unit e2e asan tsan
 

@@ -219,6 +219,10 @@ struct sp_tokenizer {
     /* id -> piece as stored (model vocab and added tokens). */
     char **pieces;
     uint32_t *piece_len;
+    /* vocab pieces replaced by an added token's text: still keys of
+     * bpe.vocab, so they live until the tokenizer is freed */
+    char **retired;
+    int n_retired;
     uint8_t *is_special; /* per id */
     int32_t n_ids;       /* max id + 1 */
     tok_map added_map;   /* added content -> id */

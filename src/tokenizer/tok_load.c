@@ -326,7 +326,11 @@ static sp_status fill_vocab(loader *L, json_t *vocab) {
     json_object_foreach(vocab, key, val) {
         int32_t id = (int32_t)json_integer_value(val);
         size_t n = strlen(key);
-        free(tok->pieces[id]);
+        if (tok->pieces[id]) {
+            char p[300];
+            pfmt(p, sizeof p, "model.vocab[\"%.200s\"]", key);
+            return bad(L, p, "id is already used by another piece");
+        }
         if (!(tok->pieces[id] = malloc(n + 1)))
             return sp_fail(L->err, SP_ENOMEM, "%s: out of memory", L->file);
         memcpy(tok->pieces[id], key, n + 1);
@@ -452,6 +456,16 @@ static sp_status load_added(loader *L, json_t *arr, int32_t *max_id) {
     return SP_OK;
 }
 
+/* Moves pieces[id] to the retired list (it may be a key of bpe.vocab). */
+static int retire_piece(sp_tokenizer *tok, int32_t id) {
+    char **r = realloc(tok->retired, ((size_t)tok->n_retired + 1) * sizeof *r);
+    if (!r) return -1;
+    tok->retired = r;
+    r[tok->n_retired++] = tok->pieces[id];
+    tok->pieces[id] = NULL;
+    return 0;
+}
+
 /* Added tokens take precedence over the model vocab for id -> piece. Runs
  * after tokenizer_config.json may have added more of them. */
 sp_status tok_index_added(sp_tokenizer *tok, const char *file, sp_error *err) {
@@ -463,7 +477,10 @@ sp_status tok_index_added(sp_tokenizer *tok, const char *file, sp_error *err) {
     sp_status st = md ? SP_OK : sp_fail(L->err, SP_ENOMEM, "out of memory");
     for (int i = 0; i < tok->n_added && st == SP_OK; i++) {
         tok_added *a = &tok->added[i];
-        free(tok->pieces[a->id]);
+        if (tok->pieces[a->id] && retire_piece(tok, a->id)) {
+            st = sp_fail(L->err, SP_ENOMEM, "out of memory");
+            break;
+        }
         tok->pieces[a->id] = dup_str(a->content);
         tok->piece_len[a->id] = (uint32_t)a->len;
         tok->is_special[a->id] = a->special;

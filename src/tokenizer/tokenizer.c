@@ -47,6 +47,8 @@ void sp_tokenizer_free(sp_tokenizer *tok) {
     tok_bpe_free(&tok->bpe);
     for (int32_t i = 0; i < tok->n_ids; i++) free(tok->pieces ? tok->pieces[i] : NULL);
     free(tok->pieces);
+    for (int i = 0; i < tok->n_retired; i++) free(tok->retired[i]);
+    free(tok->retired);
     free(tok->piece_len);
     free(tok->is_special);
     tok_map_free(&tok->added_map);

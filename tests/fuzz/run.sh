@@ -33,8 +33,10 @@ triage_one() { # BIN INPUT
     timeout 60 "$1" "$2" 2>&1 | awk '
         /fuzz invariant failed|runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)/ && !s { s = $0 }
         /#[0-9]+ .* in .*\/src\// && !f { f = $0 }
-        END { sub(/^.* in /, "", f); sub(/^.*\/src\//, "src/", f); print (s ? s : "no error (fixed?)") (f ? " @ " f : "") }' |
-        sed -E 's/==[0-9]+==//; s/ on address 0x[0-9a-f]+ at pc.*//'
+        END {
+            sub(/^.* in /, "", f); sub(/^.*\/src\//, "src/", f)
+            sub(/==[0-9]+==/, "", s); sub(/ on address 0x[0-9a-f]+ at pc.*/, "", s)
+            print (s ? s : "no error now") (f ? " @ " f : "") }'
 }
 
 # tests/fuzz/run.sh triage [TARGET...]: buckets every stored artifact and
@@ -43,6 +45,8 @@ if [[ "${1:-}" == triage ]]; then
     shift
     out="${FUZZ_OUT:-build/fuzz}"
     export SP_TOKENIZERS_DIR="${SP_TOKENIZERS_DIR:-$root/build/tokenizers}"
+    # triage against the sources as they are, without campaign workarounds
+    make -k -f tests/fuzz/fuzz.mk -j"${FUZZ_JOBS:-2}" OUT="$out" FUZZ_CFLAGS= >"$out/logs/build.log" 2>&1
     ts=("$@")
     [[ ${#ts[@]} -eq 0 ]] && for f in tests/fuzz/fuzz_*.c; do t="${f#tests/fuzz/fuzz_}"; ts+=("${t%.c}"); done
     for t in "${ts[@]}"; do
