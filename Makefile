@@ -11,7 +11,7 @@ ARGS     ?=
 CMAKE_FLAGS ?=
 TOKENIZERS = $(abspath build/tokenizers)
 
-.PHONY: all build run test unit e2e asan tsan fuzz fuzz-ci tokenizers bench format format-check clean
+.PHONY: all build run test unit e2e load asan tsan fuzz fuzz-ci tokenizers bench format format-check clean
 
 all: build
 
@@ -35,12 +35,19 @@ e2e: build tokenizers
 	SPINDLE_MODEL=$(SHARED)/models/stories260K.gguf bash tests/e2e/run.sh $(BUILD)/spindle \
 	  $(SHARED) $(BUILD) tests/e2e/api.test.mjs tests/e2e/concurrency.test.mjs
 
-# Sanitizer builds live in their own build directories.
+# Bounded load test: 2,000 mixed requests from 32 clients, 10% cancelled.
+load: build
+	bash tests/load/run.sh $(BUILD)/spindle $(SHARED) $(BUILD)
+
+# Sanitizer builds live in their own build directories; LeakSanitizer checks
+# the server at exit after the load test.
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 asan: tokenizers
 	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DSP_SANITIZE=address -DSP_SHARED_DIR=$(SHARED) >/dev/null
 	@cmake --build build/asan -j $(JOBS)
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --test-dir build/asan --output-on-failure -j $(JOBS)
+	$(SAN_ENV) ctest --test-dir build/asan --output-on-failure -j $(JOBS)
+	$(SAN_ENV) bash tests/e2e/run.sh build/asan/spindle $(SHARED) build/asan
+	$(SAN_ENV) bash tests/load/run.sh build/asan/spindle $(SHARED) build/asan
 
 tsan: tokenizers
 	@cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSP_SANITIZE=thread -DSP_SHARED_DIR=$(SHARED) >/dev/null
@@ -48,7 +55,9 @@ tsan: tokenizers
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  ctest --test-dir build/tsan --output-on-failure -L concurrency
 	TSAN_OPTIONS="halt_on_error=1" bash tests/e2e/run.sh build/tsan/spindle $(SHARED) build/tsan \
-	  tests/e2e/concurrency.test.mjs
+	  tests/e2e/concurrency.test.mjs tests/e2e/faults.test.mjs
+	TSAN_OPTIONS="halt_on_error=1" LOAD_REQUESTS=400 bash tests/load/run.sh build/tsan/spindle \
+	  $(SHARED) build/tsan
 
 # libFuzzer targets (clang): `make fuzz` runs each for FUZZ_SECONDS; CI runs
 # each for a short bounded time.
@@ -59,7 +68,7 @@ fuzz: tokenizers
 fuzz-ci: tokenizers
 	bash tests/fuzz/run.sh 15
 
-test: format-check unit e2e asan tsan
+test: format-check unit e2e load asan tsan
 
 bench: build
 	$(BUILD)/spindle bench --model $(MODEL) $(ARGS)

@@ -34,6 +34,8 @@ static void usage(FILE *f) {
             "  --chat-template FILE  Jinja chat template overriding the model's\n"
             "  --tool-parser NAME    hermes|llama3|gemma4|json|none (default: from the template)\n"
             "  --max-body BYTES      request body limit (default 8M)\n"
+            "  --read-timeout S      a request must arrive within S seconds (default 10)\n"
+            "  --idle-timeout S      close connections silent for S seconds (default 600)\n"
             "  --cors [ORIGIN]       send CORS headers (default origin *)\n"
             "  --grace SECONDS       shutdown grace period (default 10)\n"
             "  --log-level debug|info|warn|error\n");
@@ -153,6 +155,12 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         } else if (!strcmp(f, "--threads-http")) {
             NEED_VALUE();
             if (parse_int(f, v, 1, &a->srv.max_connections)) return -1;
+        } else if (!strcmp(f, "--read-timeout")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 1, &a->srv.read_timeout_s)) return -1;
+        } else if (!strcmp(f, "--idle-timeout")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 1, &a->srv.idle_timeout_s)) return -1;
         } else if (!strcmp(f, "--grace")) {
             NEED_VALUE();
             if (parse_int(f, v, 0, &a->grace_s)) return -1;
@@ -239,9 +247,14 @@ static int wait_for_signal(sp_engine *e, const sigset_t *set) {
             announced = 1;
             SP_INFO("model ready: serving requests");
         }
-        if (st == SP_ENGINE_STOPPED && announced == 1) {
-            announced = 2;
-            SP_ERROR("the engine thread stopped unexpectedly; /health now answers 503");
+        if (st == SP_ENGINE_STOPPED) {
+            /* nobody asked it to stop: the engine thread died. Answer 503
+             * on /health for a second so health checks see it, then exit
+             * non-zero so a supervisor restarts us instead of a hang. */
+            SP_ERROR("the engine thread died (%s); /health answers 503; exiting in 1 s", err.msg);
+            struct timespec linger = {1, 0};
+            (void)sigtimedwait(set, NULL, &linger);
+            return 3;
         }
     }
 }

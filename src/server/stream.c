@@ -10,6 +10,7 @@
 #include "server/server_impl.h"
 
 typedef struct stream {
+    double last_sent; /* monotonic seconds of the last bytes queued */
     sp_server *s;
     const sp_engine_info *info;
     sp_request *req;
@@ -27,7 +28,16 @@ typedef struct stream {
     chatout out; /* content / reasoning / tool calls of each event */
 } stream;
 
+#define KEEPALIVE_S 15.0
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 static void put(stream *st, const char *data, size_t n) {
+    st->last_sent = now_s();
     if (st->len + n > st->cap) {
         size_t cap = (st->len + n) * 2 + 256;
         char *p = realloc(st->buf, cap);
@@ -161,6 +171,9 @@ static void fill(stream *st) {
         sp_event ev;
         if (!sp_request_next(st->req, &ev, 250)) {
             if (client_gone(st->conn)) sp_request_cancel(st->req); /* FINISH follows */
+            /* a stream queued behind others may wait long for its first
+             * token: an SSE comment keeps the connection from looking idle */
+            if (now_s() - st->last_sent > KEEPALIVE_S) put(st, ": keep-alive\n\n", 14);
             continue;
         }
         if (ev.kind == SP_EV_TOKEN)
@@ -208,6 +221,7 @@ struct MHD_Response *stream_response(sp_server *s, sp_request *req, gen_req *g, 
     stream *st = calloc(1, sizeof *st);
     if (!st) return NULL;
     st->conn = conn;
+    st->last_sent = now_s();
     st->s = s;
     st->info = sp_engine_get_info(s->engine);
     if (chatout_init(&st->out, g, st->info)) {
