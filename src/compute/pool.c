@@ -48,7 +48,7 @@ struct sp_pool {
     /* written by the caller before it publishes `work` (release) */
     sp_pool_fn fn;
     void *ctx;
-    int stop;
+    atomic_int stop; /* read by workers after every wake */
 
     _Alignas(64) _Atomic uint64_t work; /* gen | n_items | next item */
     _Alignas(64) atomic_int done;       /* items finished in this run */
@@ -126,7 +126,7 @@ static void *worker_main(void *arg) {
             atomic_fetch_sub_explicit(&p->sleepers, 1, memory_order_relaxed);
         }
         seen = atomic_load_explicit(&p->wake, memory_order_acquire);
-        if (p->stop) break;
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
         drain(p);
     }
     return NULL;
@@ -223,7 +223,7 @@ void sp_pool_run(sp_pool *p, sp_pool_fn fn, void *ctx) {
 void sp_pool_destroy(sp_pool *p) {
     if (!p) return;
     if (p->n > 1) {
-        p->stop = 1;
+        atomic_store_explicit(&p->stop, 1, memory_order_release);
         atomic_fetch_add_explicit(&p->wake, 1, memory_order_seq_cst);
         futex_wake_all(&p->wake);
         for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
