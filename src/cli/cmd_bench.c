@@ -48,7 +48,7 @@ static void usage(FILE *f) {
                "  -n N                  generated tokens for tg (default 128; 0 skips tg)\n"
                "  --batch 1,4,16        sequences decoded together in tg (default 1)\n"
                "  -r N                  timed repetitions, median reported (default 5)\n"
-               "  --membw               also probe sequential read bandwidth (1 GiB)\n"
+               "  --membw               also probe sequential read bandwidth (1 GiB, best pass)\n"
                "  --json                one JSON object per configuration\n" MODEL_OPTS_HELP);
 }
 
@@ -249,7 +249,8 @@ static int membw_only(const bench_cfg *c) {
     if (c->json)
         printf("{\"membw_gbs\": %.2f, \"threads\": %d, \"bytes\": %zu}\n", gbs, nt, MEMBW_BYTES);
     else
-        printf("sequential read: %.2f GB/s with %d threads (1 GiB buffer, median of 7)\n", gbs, nt);
+        printf("sequential read: %.2f GB/s with %d threads (1 GiB buffer, best of 7 passes)\n", gbs,
+               nt);
     return 0;
 }
 

@@ -8,10 +8,11 @@
 #include "compute/pool.h"
 
 /* Reads a buffer of `bytes` (rounded down to 4 KiB; far larger than the last
- * level cache, e.g. 1 GiB) reps times, each pass split in equal contiguous
- * shares across the pool's threads, and returns the median pass's GB/s
- * (1e9 bytes per second). The buffer is written once before timing so
- * every page is resident. Returns a negative value if allocation fails. */
+ * level cache, e.g. 1 GiB) reps times, each pass cut into contiguous work
+ * items the pool's threads claim (as sp_matmul's rows), and returns the
+ * fastest pass's GB/s (1e9 bytes per second): the limit a decode step can
+ * reach, which on a shared machine is what the quiet moments show. The buffer is written once
+ * before timing so every page is resident. Returns a negative value if allocation fails. */
 double sp_membw_read_gbs(sp_pool *pool, size_t bytes, int reps);
 
 #endif

@@ -53,7 +53,9 @@ static sp_status scratch_reserve(sp_model *m, int n, int max_blocks, sp_error *e
     if (n > s->cap_tokens) {
         scratch_free(s);
         size_t N = (size_t)n, H = (size_t)d->hidden, E = 1, K = 1, I = (size_t)m->max_ffn;
+        int moe = 0;
         for (int i = 0; i < d->n_layers; i++) {
+            moe |= d->layers[i].n_experts > 0;
             if ((size_t)d->layers[i].n_experts > E) E = (size_t)d->layers[i].n_experts;
             if ((size_t)d->layers[i].n_experts_used > K) K = (size_t)d->layers[i].n_experts_used;
         }
@@ -71,8 +73,10 @@ static sp_status scratch_reserve(sp_model *m, int n, int max_blocks, sp_error *e
         s->tok_len = malloc(N * sizeof(int));
         s->sel_expert = malloc(N * K * sizeof(int)), s->sel_weight = fbuf(N * K);
         s->exp_rows = malloc(N * K * sizeof(int));
-        s->exp_in = fbuf(N * H), s->exp_gate = fbuf(N * I), s->exp_up = fbuf(N * I);
-        s->exp_out = fbuf(N * H);
+        /* expert buffers only for MoE models (1 float otherwise) */
+        size_t XE = moe ? N : 1;
+        s->exp_in = fbuf(XE * H), s->exp_gate = fbuf(XE * I), s->exp_up = fbuf(XE * I);
+        s->exp_out = fbuf(XE * H);
         if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->gate ||
             !s->up || !s->ffn_out || !s->moe_out || !s->router || !s->ple || !s->ple_tmp ||
             !s->rope_cos || !s->rope_sin || !s->tok_seq || !s->tok_pos || !s->tok_len ||
