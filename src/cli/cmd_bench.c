@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "compute/membw.h"
@@ -53,9 +54,7 @@ static void usage(FILE *f) {
 }
 
 static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+    return sp_now_ms() * 1e-3;
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -1,6 +1,7 @@
 /* Bandwidth probe: each thread sums its contiguous share with several
  * independent vector accumulators (integer adds: no FP latency chain), the
  * same access pattern as a matvec streaming weight rows. */
+#include "base/clock.h"
 #include "compute/membw.h"
 
 #include <stdint.h>
@@ -43,9 +44,7 @@ static void read_share(void *ctx, int item, int n_items) {
 }
 
 static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+    return sp_now_ms() * 1e-3;
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -21,12 +21,6 @@ static const char chatml_template[] =
 const double sp_hist_bounds[SP_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                 0.1,   0.25,   0.5,   1.0,  2.5,   10.0};
 
-double sp_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 void sp_hist_add(sp_hist *h, double seconds) {
     int i = 0;
     while (i < SP_HIST_BUCKETS && seconds > sp_hist_bounds[i]) i++;

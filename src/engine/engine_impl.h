@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "base/clock.h"
 #include "engine/blocks.h"
 #include "engine/engine.h"
 #include "engine/fault.h"
@@ -105,7 +106,6 @@ struct sp_engine {
     sp_engine_stats stats;
 };
 
-double sp_now_ms(void);
 /* The engine thread's main loop after a successful load (sched.c). Returns
  * SP_OK after a requested stop; anything else means the loop cannot go on
  * (the engine thread dies: err says why). */

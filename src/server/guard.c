@@ -55,7 +55,7 @@ static void *guard_main(void *arg) {
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-        shut_late(g, srv_now_ms());
+        shut_late(g, sp_now_ms());
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
@@ -107,7 +107,7 @@ void conn_guard_notify(void *cls, struct MHD_Connection *c, void **socket_contex
         *socket_context = e;
         if (!e) return; /* unguarded: only libmicrohttpd's idle timeout applies */
         e->fd = ci->connect_fd;
-        e->t0 = srv_now_ms();
+        e->t0 = sp_now_ms();
         pthread_mutex_lock(&g->mu);
         e->next = g->head;
         if (g->head) g->head->prev = e;
@@ -137,6 +137,6 @@ void conn_guard_mark(conn_guard *g, struct MHD_Connection *c, int received) {
     if (!e) return;
     pthread_mutex_lock(&g->mu);
     e->received = received;
-    if (!received) e->t0 = srv_now_ms();
+    if (!received) e->t0 = sp_now_ms();
     pthread_mutex_unlock(&g->mu);
 }

@@ -206,12 +206,12 @@ static void collect_events(collected *c) {
 static void collect(sp_request *req, const gen_req *g, const sp_tokenizer *tok, collected *c,
                     struct MHD_Connection *conn) {
     if (g->logprobs) c->logprobs = g->chat ? json_array() : completion_logprobs_new();
-    double next_check = srv_now_ms() + 200;
+    double next_check = sp_now_ms() + 200;
     for (;;) {
         sp_event ev;
         int got = sp_request_next(req, &ev, 200);
-        if (srv_now_ms() >= next_check) { /* tokens may flow nonstop: check by time */
-            next_check = srv_now_ms() + 200;
+        if (sp_now_ms() >= next_check) { /* tokens may flow nonstop: check by time */
+            next_check = sp_now_ms() + 200;
             if (client_gone(conn)) sp_request_cancel(req); /* FINISH follows */
         }
         if (!got) continue;

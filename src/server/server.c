@@ -207,7 +207,7 @@ static void log_request(const conn *cn, const char *method, const char *url, con
     SP_INFO("req %llu %s %s -> %d prompt=%d completion=%d cached=%d ttft=%.1fms "
             "total=%.1fms",
             (unsigned long long)cn->id, method, url, r->status, r->prompt_tokens,
-            r->completion_tokens, r->cached_tokens, r->ttft_ms, srv_now_ms() - cn->t0);
+            r->completion_tokens, r->cached_tokens, r->ttft_ms, sp_now_ms() - cn->t0);
 }
 
 /* Answers 413 while the body is still on its way: libmicrohttpd then closes
@@ -261,7 +261,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!cn) { /* the headers are in */
         cn = calloc(1, sizeof *cn);
         if (!cn) return MHD_NO;
-        cn->t0 = srv_now_ms();
+        cn->t0 = sp_now_ms();
         cn->id = atomic_fetch_add(&s->next_id, 1);
         *con_cls = cn;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");

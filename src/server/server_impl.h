@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "chat/toolcall.h"
 #include "engine/engine.h"
 #include "server/server.h"
@@ -151,12 +152,6 @@ void route_detokenize(sp_server *s, const json_t *body, reply *r);
  * req and g. */
 struct MHD_Response *stream_response(sp_server *s, sp_request *req, gen_req *g, uint64_t id,
                                      struct MHD_Connection *conn);
-
-static inline double srv_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Text that is valid UTF-8 (invalid bytes become U+FFFD), malloc'd. */
 char *utf8_sanitize(const char *s, size_t n, size_t *out_len);

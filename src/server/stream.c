@@ -10,7 +10,7 @@
 #include "server/server_impl.h"
 
 typedef struct stream {
-    double last_sent; /* monotonic seconds of the last bytes queued */
+    double last_sent; /* sp_now_ms() of the last bytes queued */
     sp_server *s;
     const sp_engine_info *info;
     sp_request *req;
@@ -28,16 +28,10 @@ typedef struct stream {
     chatout out; /* content / reasoning / tool calls of each event */
 } stream;
 
-#define KEEPALIVE_S 15.0
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#define KEEPALIVE_MS 15000.0
 
 static void put(stream *st, const char *data, size_t n) {
-    st->last_sent = now_s();
+    st->last_sent = sp_now_ms();
     if (st->len + n > st->cap) {
         size_t cap = (st->len + n) * 2 + 256;
         char *p = realloc(st->buf, cap);
@@ -173,7 +167,7 @@ static void fill(stream *st) {
             if (client_gone(st->conn)) sp_request_cancel(st->req); /* FINISH follows */
             /* a stream queued behind others may wait long for its first
              * token: an SSE comment keeps the connection from looking idle */
-            if (now_s() - st->last_sent > KEEPALIVE_S) put(st, ": keep-alive\n\n", 14);
+            if (sp_now_ms() - st->last_sent > KEEPALIVE_MS) put(st, ": keep-alive\n\n", 14);
             continue;
         }
         if (ev.kind == SP_EV_TOKEN)
@@ -208,8 +202,8 @@ static void stream_free(void *cls) {
     SP_INFO("req %llu stream %s -> 200 prompt=%d completion=%d cached=%d ttft=%.1fms "
             "total=%.1fms%s",
             (unsigned long long)st->id, st->g.chat ? "chat" : "completion", (int)st->g.n_prompt,
-            st->fin.completion_tokens, st->fin.cached_tokens, st->fin.ttft_ms,
-            srv_now_ms() - st->t0, st->ended ? "" : " (client disconnected)");
+            st->fin.completion_tokens, st->fin.cached_tokens, st->fin.ttft_ms, sp_now_ms() - st->t0,
+            st->ended ? "" : " (client disconnected)");
     gen_req_free(&st->g);
     chatout_free(&st->out);
     free(st->buf);
@@ -221,7 +215,7 @@ struct MHD_Response *stream_response(sp_server *s, sp_request *req, gen_req *g, 
     stream *st = calloc(1, sizeof *st);
     if (!st) return NULL;
     st->conn = conn;
-    st->last_sent = now_s();
+    st->last_sent = sp_now_ms();
     st->s = s;
     st->info = sp_engine_get_info(s->engine);
     if (chatout_init(&st->out, g, st->info)) {
@@ -234,7 +228,7 @@ struct MHD_Response *stream_response(sp_server *s, sp_request *req, gen_req *g, 
     memset(g, 0, sizeof *g);
     st->id = id;
     st->created = (long)time(NULL);
-    st->t0 = srv_now_ms();
+    st->t0 = sp_now_ms();
     snprintf(st->rid, sizeof st->rid, "%s-%llu", st->g.chat ? "chatcmpl" : "cmpl",
              (unsigned long long)id);
     struct MHD_Response *resp =
