@@ -103,3 +103,35 @@ int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts 
     }
     return 0;
 }
+
+static const arg_flag *find_flag(const arg_flag *flags, const char *name) {
+    for (; flags->name; flags++)
+        if (!strcmp(flags->name, name)) return flags;
+    return NULL;
+}
+
+int arg_parse(int argc, char **argv, const arg_flag *flags, sp_model_opts *model_opts,
+              void (*usage)(FILE *)) {
+    for (int i = 1; i < argc; i++) {
+        if (model_opts) {
+            int r = arg_model_opt(argv[0], argc, argv, &i, model_opts);
+            if (r < 0) return 2;
+            if (r) continue;
+        }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        const arg_flag *f = find_flag(flags, argv[i]);
+        if (!f) {
+            fprintf(stderr, "spindle %s: unknown option '%s'\n", argv[0], argv[i]);
+            usage(stderr);
+            return 2;
+        }
+        if (!f->value)
+            *f->on = 1;
+        else if (!(*f->value = arg_value(argc, argv, &i)))
+            return 2;
+    }
+    return -1;
+}

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "model/model.h"
 
@@ -19,6 +20,21 @@ int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, 
  * --mmap, --longrope-long). Returns 1 if argv[*i] was one of them, -1 on a
  * bad value, 0 if not a model option. */
 int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts *o);
+
+/* One command-line flag: a string-valued flag stores its value in *value; a
+ * switch (value == NULL) sets *on = 1. */
+typedef struct arg_flag {
+    const char *name;
+    const char **value;
+    int *on;
+} arg_flag;
+
+/* Parses argv[1..] against flags (terminated by a {NULL} entry) and, when
+ * model_opts is not NULL, the shared model options. Returns -1 to go on, or
+ * the exit code the command should return: 0 after --help printed usage to
+ * stdout, 2 after a usage error (one line plus usage on stderr). */
+int arg_parse(int argc, char **argv, const arg_flag *flags, sp_model_opts *model_opts,
+              void (*usage)(FILE *));
 
 #define MODEL_OPTS_HELP                                                                            \
     "  --precision f32|fast  f32: exact reference arithmetic (default fast)\n"                     \

@@ -136,31 +136,11 @@ int cmd_generate(int argc, char **argv) {
     int chat = 0;
     sp_model_opts o;
     sp_model_opts_default(&o);
-    for (int i = 1; i < argc; i++) {
-        int r = arg_model_opt(argv[0], argc, argv, &i, &o);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *a = argv[i], **dst = NULL;
-        if (!strcmp(a, "--help")) return usage(stdout), 0;
-        if (!strcmp(a, "--chat")) {
-            chat = 1;
-            continue;
-        }
-        if (!strcmp(a, "--model"))
-            dst = &model;
-        else if (!strcmp(a, "--tokens"))
-            dst = &toks;
-        else if (!strcmp(a, "--prompt"))
-            dst = &prompt;
-        else if (!strcmp(a, "-n"))
-            dst = &count;
-        if (!dst) {
-            fprintf(stderr, "spindle generate: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (!(*dst = arg_value(argc, argv, &i))) return 2;
-    }
+    const arg_flag flags[] = {{"--model", &model, NULL},   {"--tokens", &toks, NULL},
+                              {"--prompt", &prompt, NULL}, {"-n", &count, NULL},
+                              {"--chat", NULL, &chat},     {NULL}};
+    int rc = arg_parse(argc, argv, flags, &o, usage);
+    if (rc >= 0) return rc;
     long n;
     if (!model || !toks == !prompt || (chat && !prompt)) {
         fprintf(stderr, "spindle generate: --model and one of --tokens or --prompt are required\n");

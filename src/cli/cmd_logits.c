@@ -26,25 +26,10 @@ int cmd_logits(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *toks = NULL;
     sp_model_opts o;
     sp_model_opts_default(&o);
-    for (int i = 1; i < argc; i++) {
-        int r = arg_model_opt(argv[0], argc, argv, &i, &o);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *a = argv[i], **dst = NULL;
-        if (!strcmp(a, "--help")) return usage(stdout), 0;
-        if (!strcmp(a, "--model"))
-            dst = &model;
-        else if (!strcmp(a, "--out"))
-            dst = &out;
-        else if (!strcmp(a, "--tokens"))
-            dst = &toks;
-        if (!dst) {
-            fprintf(stderr, "spindle logits: unknown option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (!(*dst = arg_value(argc, argv, &i))) return 2;
-    }
+    const arg_flag flags[] = {
+        {"--model", &model, NULL}, {"--out", &out, NULL}, {"--tokens", &toks, NULL}, {NULL}};
+    int rc = arg_parse(argc, argv, flags, &o, usage);
+    if (rc >= 0) return rc;
     if (!model || !out || !toks) {
         fprintf(stderr, "spindle logits: --model, --tokens and --out are required\n");
         usage(stderr);
@@ -57,7 +42,7 @@ int cmd_logits(int argc, char **argv) {
     sp_model *m = NULL;
     sp_seq seq = {0};
     float *logits = NULL;
-    int rc = 1;
+    rc = 1;
     if (sp_model_load(&m, model, &o, &err) != SP_OK) goto fail;
     int V = sp_model_get_desc(m)->vocab;
     logits = malloc(n * (size_t)V * sizeof(float));

@@ -7,6 +7,7 @@
 
 #include "base/file.h"
 #include "chat/template.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 
 static void usage(FILE *f) {
@@ -28,30 +29,15 @@ int cmd_template(int argc, char **argv) {
     const char *model = NULL, *messages_path = NULL, *tools_path = NULL, *kwargs_text = NULL,
                *template_path = NULL;
     int add_gen = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_value = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--add-generation-prompt")) {
-            add_gen = 1;
-        } else if (!strcmp(a, "--model") && has_value) {
-            model = argv[++i];
-        } else if (!strcmp(a, "--messages") && has_value) {
-            messages_path = argv[++i];
-        } else if (!strcmp(a, "--tools") && has_value) {
-            tools_path = argv[++i];
-        } else if (!strcmp(a, "--kwargs") && has_value) {
-            kwargs_text = argv[++i];
-        } else if (!strcmp(a, "--template") && has_value) {
-            template_path = argv[++i];
-        } else {
-            fprintf(stderr, "spindle template: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    const arg_flag flags[] = {{"--model", &model, NULL},
+                              {"--messages", &messages_path, NULL},
+                              {"--tools", &tools_path, NULL},
+                              {"--kwargs", &kwargs_text, NULL},
+                              {"--template", &template_path, NULL},
+                              {"--add-generation-prompt", NULL, &add_gen},
+                              {NULL}};
+    int parsed = arg_parse(argc, argv, flags, NULL, usage);
+    if (parsed >= 0) return parsed;
     if (!messages_path || (!model && !template_path)) {
         fprintf(stderr, "spindle template: --messages and --model (or --template) are required\n");
         usage(stderr);

@@ -47,11 +47,6 @@ static double now_s(void) {
     return sp_now_ms() * 1e-3;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double sp_membw_read_gbs(sp_pool *pool, size_t bytes, int reps) {
     bytes &= ~(size_t)4095;
     if (bytes == 0 || reps < 1) return -1.0;
@@ -72,8 +67,10 @@ double sp_membw_read_gbs(sp_pool *pool, size_t bytes, int reps) {
         sp_pool_run_n(pool, read_share, &p, items);
         t[r] = now_s() - t0;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    double gbs = (double)bytes / t[0] / 1e9;
+    double best = t[0];
+    for (int r = 1; r < reps; r++)
+        if (t[r] < best) best = t[r];
+    double gbs = (double)bytes / best / 1e9;
     sp_aligned_free(buf);
     free(t);
     return gbs;
