@@ -4,6 +4,8 @@
  *   cc -O2 -Isrc bench/bench_matmul.c build/release/libsp_compute.a \
  *      build/release/libsp_base.a -lm -pthread -o build/release/bench_matmul
  *   build/release/bench_matmul [threads] [out] [in] [type] [prefill tokens]
+ * Q4_0 and Q8_0 run twice: as in the file and packed (rows interleaved as
+ * weights.c does at load; type printed with a "p").
  * Prints GB/s (weight bytes read per second) and GFLOP/s per case. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include "base/alloc.h"
 #include "compute/ops.h"
+#include "compute/quant.h"
 
 static double now(void) {
     struct timespec t;
@@ -73,27 +76,36 @@ int main(int argc, char **argv) {
     printf("pool fork-join: %.2f us\n", (now() - t0) / reps * 1e6);
 
     sp_dtype types[] = {SP_F32, SP_F16, SP_BF16, SP_Q8_0, SP_Q4_0, SP_Q4_K, SP_Q6_K};
-    int Ts[] = {1, 16, 128};
-    if (argc > 5) Ts[2] = atoi(argv[5]);          /* the prefill size, e.g. 512 */
+    enum { NT = 4 };
+    int Ts[NT] = {1, 3, 16, 128};
+    if (argc > 5) Ts[NT - 1] = atoi(argv[5]);     /* the prefill size, e.g. 512 */
     const char *only = argc > 4 ? argv[4] : NULL; /* e.g. "q4_0" */
-    float *x = malloc(sizeof(float) * Ts[2] * (size_t)in),
-          *y = malloc(sizeof(float) * Ts[2] * (size_t)out);
-    for (size_t i = 0; i < Ts[2] * (size_t)in; i++) x[i] = (float)(i % 17) / 17.0f - 0.5f;
+    size_t tmax = 0;
+    for (int k = 0; k < NT; k++) tmax = (size_t)Ts[k] > tmax ? (size_t)Ts[k] : tmax;
+    float *x = malloc(sizeof(float) * tmax * (size_t)in), *y = malloc(sizeof(float) * tmax * out);
+    for (size_t i = 0; i < tmax * (size_t)in; i++) x[i] = (float)(i % 17) / 17.0f - 0.5f;
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         if (only && strcmp(only, sp_dtype_name(types[ti]))) continue;
         sp_tensor W = {.dtype = types[ti], .ndim = 2, .shape = {out, in}};
         W.data = make_weights(types[ti], out, in);
         W.nbytes = sp_dtype_row_bytes(types[ti], in) * (size_t)out;
-        for (int prec = 1; prec >= 0; prec--) {
-            int is_float = types[ti] <= SP_BF16;
-            if (is_float && prec == 0 && types[ti] != SP_BF16) continue; /* same kernels */
-            for (size_t k = 0; k < 3; k++) {
-                double c, s = time_case(pool, y, x, Ts[k], &W, (sp_precision)prec, &c);
-                printf("%-5s %-4s T=%-4d %8.3f ms  %7.1f GB/s  %7.1f GFLOP/s  "
-                       "(%.1f GFLOP per CPU-second)\n",
-                       sp_dtype_name(types[ti]), prec ? "fast" : "f32", Ts[k], s * 1e3,
-                       (double)W.nbytes / s * 1e-9, 2.0 * Ts[k] * out * (double)in / s * 1e-9,
-                       2.0 * Ts[k] * out * (double)in / c * 1e-9);
+        /* Q4_0/Q8_0 a second time with rows packed as weights.c does at load
+         * (suffix "p"): fast precision only, the f32 path reads the same values */
+        int passes = sp_quant_packable(types[ti]) ? 2 : 1;
+        for (int pk = 0; pk < passes; pk++) {
+            if (pk) W.packed = sp_quant_pack(W.dtype, W.data, out, in);
+            for (int prec = 1; prec >= pk; prec--) {
+                int is_float = types[ti] <= SP_BF16;
+                if (is_float && prec == 0 && types[ti] != SP_BF16) continue; /* same kernels */
+                for (size_t k = 0; k < NT; k++) {
+                    double c, s = time_case(pool, y, x, Ts[k], &W, (sp_precision)prec, &c);
+                    printf("%-4s%-1s %-4s T=%-4d %8.3f ms  %7.1f GB/s  %7.1f GFLOP/s  "
+                           "(%.1f GFLOP, %.1f GB of weights per CPU-second)\n",
+                           sp_dtype_name(types[ti]), pk ? "p" : "", prec ? "fast" : "f32", Ts[k],
+                           s * 1e3, (double)W.nbytes / s * 1e-9,
+                           2.0 * Ts[k] * out * (double)in / s * 1e-9,
+                           2.0 * Ts[k] * out * (double)in / c * 1e-9, (double)W.nbytes / c * 1e-9);
+                }
             }
         }
         sp_aligned_free(W.data);

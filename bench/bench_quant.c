@@ -39,6 +39,26 @@ static void fill(sp_dtype t, uint8_t *w, size_t row_bytes) {
     }
 }
 
+/* The packed (row-interleaved) kernel: 8 rows per call. */
+static double run_packed(const sp_quant_packed_kernels *k, const uint8_t *const *mats, int n_mats,
+                         size_t row_bytes, const void *xa, float *y, double min_time) {
+    double best = 0;
+    for (int trial = 0; trial < 5; trial++) {
+        int reps = 0;
+        double t0 = now(), t;
+        do {
+            const uint8_t *w = mats[reps % n_mats];
+            for (int r = 0; r < N; r += SP_PACK_ROWS)
+                k->gemv8(N, w + (size_t)r * row_bytes, xa, y + r);
+            reps++;
+            t = now() - t0;
+        } while (t < min_time / 5);
+        double gbs = (double)reps * (double)row_bytes * N / t / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    return best;
+}
+
 static double run(const sp_quant_kernels *k, const uint8_t *const *mats, int n_mats,
                   size_t row_bytes, const void *xq, float *y, double min_time) {
     double best = 0; /* best of 5 trials */
@@ -98,6 +118,19 @@ int main(int argc, char **argv) {
         printf("%-5s %5.3f B/value  hot %6.2f GB/s (%6.1f GFLOP/s)   cold %6.2f GB/s   "
                "sp_quant_quantize %6.1f Mvalues/s  [y0=%g]\n",
                sp_dtype_name(t), bpv, hot, hot / bpv * 2, cold, (double)N * N / tq / 1e6, y[0]);
+        const sp_quant_packed_kernels *pk = sp_quant_packed_get(t, isa);
+        if (pk) { /* the same matrices, rows packed as weights.c does at load */
+            void *xa = malloc(pk->act_bytes(N));
+            pk->prep_act(x, xa, N);
+            for (int m = 0; m < n_cold; m++) sp_quant_pack(t, mats[m], N, N);
+            memset(y, 0, N * sizeof(float));
+            hot = run_packed(pk, (const uint8_t *const *)mats, 1, rb, xa, y, 0.5);
+            cold = run_packed(pk, (const uint8_t *const *)mats, n_cold, rb, xa, y, 0.5);
+            printf("%-4sp %5.3f B/value  hot %6.2f GB/s (%6.1f GFLOP/s)   cold %6.2f GB/s   "
+                   "(rows packed in groups of %d)\n",
+                   sp_dtype_name(t), bpv, hot, hot / bpv * 2, cold, SP_PACK_ROWS);
+            free(xa);
+        }
         for (int m = 0; m < n_cold; m++) free(mats[m]);
         free(mats);
     }

@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
 # Side by side with llama.cpp: the logits of every position of one token
 # sequence, from llama.cpp and from `spindle logits`, on the same GGUF; prints
-# top-1 agreement and the largest logit difference. See bench/README.md
-# ("llama.cpp side by side") for how llama.cpp and its logits dumper are built
-# outside this repository.
+# top-1 agreement, the largest and the rms logit difference, the position of
+# the first difference above 1e-3 and, for every position where top-1
+# differs, whether it is a near-tie: both programs' margins between the two
+# candidates below the largest logit difference seen at positions where
+# top-1 agrees. See bench/README.md ("llama.cpp side by side") for how
+# llama.cpp and its logits dumper are built outside this repository.
 #
-#   bench/compare_llamacpp.sh MODEL.gguf (IDS | --random N) [--ref] [--precision f32]
-#     IDS        comma-separated token ids (the first should be BOS)
-#     --random N BOS + N-1 seeded pseudo-random ids below the vocabulary size
-#     --ref      run llama.cpp with an F32 KV cache, flash attention off and no
+#   bench/compare_llamacpp.sh MODEL.gguf (IDS | --random N) [--ref | --llama-self] [--precision f32]
+#   IDS          comma-separated token ids (the first should be BOS)
+#   --random N   BOS + N-1 seeded pseudo-random ids below the vocabulary size
+#   --ref        run llama.cpp with an F32 KV cache, flash attention off and no
 #                weight repacking (the settings of shared/fixtures/gguf)
+#   --llama-self llama.cpp `ref` against llama.cpp `refpack` (the same with
+#                weight repacking on): how far llama.cpp moves from itself
+#                under another, equally exact kernel order (no Spindle run)
 # Environment: SPINDLE (default build/release/spindle), LLAMA_LOGITS (the
 # dumper, default /work/llama-tools/llama_logits), THREADS (default 2).
 set -euo pipefail
-model=${1:?usage: compare_llamacpp.sh MODEL.gguf (IDS | --random N) [--ref] [--precision f32]}
+model=${1:?usage: compare_llamacpp.sh MODEL.gguf (IDS | --random N) [--ref | --llama-self] [--precision f32]}
 shift
 ids=${1:?token ids or --random N}
 shift
 if [ "$ids" = --random ]; then n=${1:?--random needs N}; shift; ids=; fi
-ref=; prec=()
+ref=; prec=(); self=
 while [ $# -gt 0 ]; do
   case $1 in
     --ref) ref=ref ;;
+    --llama-self) ref=ref self=1 ;;
     --precision) prec=(--precision "$2"); shift ;;
     *) echo "compare_llamacpp: unknown option $1" >&2; exit 2 ;;
   esac
@@ -59,19 +66,33 @@ fi
 start=$(date +%s.%N)
 "$dumper" logits "$model" "$ids" "$tmp/llama.f32" "$threads" $ref >/dev/null 2>"$tmp/llama.err" || { cat "$tmp/llama.err" >&2; exit 1; }
 mid=$(date +%s.%N)
-"$spindle" logits --model "$model" --tokens "$ids" --out "$tmp/spindle.f32" --threads "$threads" "${prec[@]}"
+if [ -n "$self" ]; then
+  "$dumper" logits "$model" "$ids" "$tmp/spindle.f32" "$threads" refpack >/dev/null 2>"$tmp/llama.err" || { cat "$tmp/llama.err" >&2; exit 1; }
+else
+  "$spindle" logits --model "$model" --tokens "$ids" --out "$tmp/spindle.f32" --threads "$threads" "${prec[@]}"
+fi
 end=$(date +%s.%N)
 python3 - "$tmp/llama.f32" "$tmp/spindle.f32" "$vocab" "$model" "$mid" "$start" "$end" <<'PY'
 import struct, sys
 a, b, V = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read(), int(sys.argv[3])
 n = len(a) // 4
 x, y = struct.unpack("<%df" % n, a), struct.unpack("<%df" % n, b)
-P = n // V; same = 0; worst = 0.0; amax = 0.0
+P = n // V; same = 0; worst = 0.0; amax = 0.0; first = -1; miss = []; agree_err = 0.0; se = 0.0
 for t in range(P):
     rx, ry = x[t*V:(t+1)*V], y[t*V:(t+1)*V]
-    same += rx.index(max(rx)) == ry.index(max(ry))
-    worst = max(worst, max(abs(u - v) for u, v in zip(rx, ry))); amax = max(amax, max(map(abs, rx)))
-print("%s: top-1 agrees on %d/%d positions (%.1f%%), max |logit diff| %.4g (max |logit| %.3g); "
-      "llama.cpp %.1fs, spindle %.1fs" % (sys.argv[4], same, P, 100.0 * same / P, worst, amax,
+    a, b = rx.index(max(rx)), ry.index(max(ry))
+    d = max(abs(u - v) for u, v in zip(rx, ry)); se += sum((u - v) ** 2 for u, v in zip(rx, ry))
+    if first < 0 and d > 1e-3: first = t
+    worst = max(worst, d); amax = max(amax, max(map(abs, rx)))
+    if a == b: same += 1; agree_err = max(agree_err, d)
+    else: miss.append((t, rx[a] - rx[b], ry[b] - ry[a]))
+print("%s: top-1 agrees on %d/%d positions (%.1f%%), max |logit diff| %.4g, rms %.3g (max |logit| "
+      "%.3g), first diff > 1e-3 at position %s; llama.cpp %.1fs, other %.1fs" % (sys.argv[4], same,
+      P, 100.0 * same / P, worst, (se / n) ** 0.5, amax, first if first >= 0 else "none",
       float(sys.argv[5]) - float(sys.argv[6]), float(sys.argv[7]) - float(sys.argv[5])))
+if miss:
+    near = sum(ml < agree_err and ms < agree_err for _, ml, ms in miss)
+    print("  top-1 differs at %d positions; %d of them are near-ties (both margins < %.3g, the "
+          "largest logit difference where top-1 agrees): %s" % (len(miss), near, agree_err,
+          " ".join("%d(%.3f/%.3f)" % m for m in miss)))
 PY

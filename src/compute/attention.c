@@ -6,8 +6,9 @@
  * time, each head's running output is rescaled once per chunk when its
  * running max grows, then the chunk's values are accumulated with axpy while
  * the value row is hot in L1 (or, where the ISA level has them, the chunk's
- * weights are exponentiated as a vector and each head's output accumulates
- * in registers across the chunk's value rows). Thread-safe: state lives on the stack. */
+ * keys are scored eight at a time per head, the chunk's weights are
+ * exponentiated as a vector and each head's output accumulates in registers
+ * across the chunk's value rows). Thread-safe: state lives on the stack. */
 #include <math.h>
 
 #include "compute/ops.h"
@@ -32,6 +33,21 @@ static float score(const sp_kernel_table *k, const sp_attn_args *a, const float 
                    const float *key) {
     float v = k->dot_f32(q, key, a->head_dim) * a->scale;
     return a->softcap > 0.0f ? a->softcap * tanhf(v / a->softcap) : v;
+}
+
+/* Scores of keys t0 .. t0+n-1 for every head of the subgroup, the chunk's
+ * keys scored together per head (the chunk stays in L1 across heads). */
+static void score_chunk(const sp_kernel_table *k, const sp_attn_args *a, head_state *hs, int nh,
+                        int g, int t0, int n) {
+    const float *keys[CHUNK];
+    for (int j = 0; j < n; j++) keys[j] = kv_row(a->k_blocks, a, t0 + j, g);
+    for (int i = 0; i < nh; i++) {
+        k->dot_rows(hs[i].s, hs[i].q, keys, n, a->head_dim);
+        for (int j = 0; j < n; j++) {
+            float v = hs[i].s[j] * a->scale;
+            hs[i].s[j] = a->softcap > 0.0f ? a->softcap * tanhf(v / a->softcap) : v;
+        }
+    }
 }
 
 /* Folds a chunk's max into a head's running max, rescaling what it has. */
@@ -60,10 +76,13 @@ static void attend_subgroup(const sp_kernel_table *k, const sp_attn_args *a, int
     }
     for (int t0 = a->k_begin; t0 < a->k_end; t0 += CHUNK) {
         int n = a->k_end - t0 < CHUNK ? a->k_end - t0 : CHUNK;
-        for (int j = 0; j < n; j++) {
-            const float *key = kv_row(a->k_blocks, a, t0 + j, g);
-            for (int i = 0; i < nh; i++) hs[i].s[j] = score(k, a, hs[i].q, key);
-        }
+        if (k->dot_rows)
+            score_chunk(k, a, hs, nh, g, t0, n);
+        else
+            for (int j = 0; j < n; j++) {
+                const float *key = kv_row(a->k_blocks, a, t0 + j, g);
+                for (int i = 0; i < nh; i++) hs[i].s[j] = score(k, a, hs[i].q, key);
+            }
         for (int i = 0; i < nh; i++) update_max(k, &hs[i], n, a->head_dim);
         if (k->exp_shift_sum && k->weighted_rows) {
             const float *vals[CHUNK];

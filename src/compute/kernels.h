@@ -38,6 +38,9 @@ typedef struct sp_kernel_table {
      * where the level has none (attention.c then uses expf and axpy). */
     float (*exp_shift_sum)(float *x, int n, float m);
     void (*weighted_rows)(float *acc, const float *p, const float *const *rows, int n, int dim);
+    /* s[j] = dot(q, rows[j]) over dim values, j < n (a chunk of keys
+     * scored against one query head). NULL: attention.c uses dot_f32. */
+    void (*dot_rows)(float *s, const float *q, const float *const *rows, int n, int dim);
     /* Prefill GEMM on a packed panel of SP_PANEL rows: the caller converts
      * (or dequantizes) SP_PANEL weight rows of a k-slice to f32 once and
      * packs them k-major, p[k*SP_PANEL + r]; then
@@ -51,9 +54,45 @@ typedef struct sp_kernel_table {
     void (*gemm_panel)(int rows, int toks, int n, const float *p, const float *x, size_t x_stride,
                        float *y, size_t y_stride);
     void (*pack_panel)(sp_dtype wt, int rows, int n, const void *src, size_t src_stride, float *p);
+    /* Integer prefill GEMM (SP_PREC_FAST, Q8_0 / Q4_0 weights, activations
+     * quantized to Q8_0): int16 pairs multiplied and summed into int32
+     * (vpmaddwd: 16 products per instruction, twice an f32 FMA's 8), one
+     * f32 scale step per 32-value block. NULL where the level has none.
+     * Within a block the 32 values are taken as 16 pairs: pair s < 8 is
+     * values (4s, 4s+2), pair 8+s is (4s+1, 4s+3) (what a 4-byte group
+     * sign-extends to in place); weights and activations use the same order.
+     * ipack: `rows` (<= SP_PANEL) weight rows of type wt from w (row stride
+     * ws; packed: interleaved in groups of 8 as quant.h describes, then
+     * rows == 8 or 16 and nb_row is the matrix's blocks per row), blocks
+     * [b0, b0+nblk) into p (int16 [nblk][16][SP_PANEL][2]) and pd (f32
+     * [nblk][SP_PANEL]); rows past `rows` are zero. Returns 0 if wt has no
+     * integer panel. iact: one row of n values already quantized to Q8_0
+     * (q) as token c of a group: xg[(s)*SP_IGROUP + c] (int32 pairs, s <
+     * n/2), xd[b*SP_IGROUP + c] (block scales). igemm: for tokens t < toks
+     * (groups of SP_IGROUP, xg/xd advanced by their group strides, padded
+     * tokens zero) and rows r < rows:
+     * y[t*ys + r] += sum_b pd[b][r] * xd[b][t] * sum_s p[b][s][r] . xg[b][s][t]. */
+    int (*ipack)(sp_dtype wt, int packed, int rows, const void *w, size_t ws, int nb_row, int b0,
+                 int nblk, int16_t *p, float *pd);
+    void (*iact)(const void *q, int n, int c, int32_t *xg, float *xd);
+    void (*igemm)(int rows, int toks, int nblk, const int16_t *p, const float *pd,
+                  const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
+                  size_t ys);
+    /* Q4_0 on unsigned nibbles (vpmaddubsw, int16 sums per block): the
+     * same contract with p as uint8 [nblk][8][SP_PANEL][4] (4-byte group c
+     * of a block: values 4c..4c+3, nibbles 0..15 without the offset), xg as
+     * int32 [n/32][9][SP_IGROUP]: groups 0..7 four int8 activations each,
+     * group 8 the block's -8 * sum of activations. NULL where none. */
+    int (*ipack4)(int packed, int rows, const void *w, size_t ws, int nb_row, int b0, int nblk,
+                  uint8_t *p, float *pd);
+    void (*iact4)(const void *q, int n, int c, int32_t *xg, float *xd);
+    void (*igemm4)(int rows, int toks, int nblk, const uint8_t *p, const float *pd,
+                   const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
+                   size_t ys);
 } sp_kernel_table;
 
-#define SP_PANEL 16
+#define SP_PANEL  16
+#define SP_IGROUP 6 /* tokens per register tile of igemm */
 
 extern const sp_kernel_table sp_kernels_scalar;
 extern const sp_kernel_table sp_kernels_avx2;

@@ -4,8 +4,10 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "compute/kernels.h"
+#include "compute/quant_internal.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -112,13 +114,19 @@ static void scale(float *y, float a, int n) {
     }
 }
 
+/* The sum of squares in double, as the scalar kernel does (why: there). */
 static void rmsnorm(float *y, const float *x, const float *w, int n, float eps, int one_plus) {
-    __m256 s = _mm256_setzero_ps();
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     for (int i = 0; i < n; i += 8) {
         __m256 v = load_n(x + i, n - i);
-        s = _mm256_fmadd_ps(v, v, s);
+        __m256 p = _mm256_mul_ps(v, v);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
     }
-    __m256 r = _mm256_set1_ps(1.0f / sqrtf(hsum(s) / (float)n + eps));
+    double part[4];
+    _mm256_storeu_pd(part, _mm256_add_pd(s0, s1));
+    float mean = (float)((part[0] + part[1] + part[2] + part[3]) / n);
+    __m256 r = _mm256_set1_ps(1.0f / sqrtf(mean + eps));
     __m256 one = _mm256_set1_ps(1.0f);
     for (int i = 0; i < n; i += 8) {
         int rem = n - i;
@@ -219,10 +227,51 @@ static float exp_shift_sum(float *x, int n, float m) {
     return hsum(s);
 }
 
-/* 32 lanes of the output at a time stay in four registers while the n
- * value rows stream past (L1: a chunk of keys is a few KiB). */
+/* Eight sums at once: lane i of the result is the sum of the lanes of a[i]. */
+INLINE __m256 hsum8(const __m256 a[8]) {
+    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+                         _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+/* Eight keys at a time: eight independent FMA chains (one dot_f32 per key
+ * waits on its own chain and horizontal sum), one reduction for all eight. */
+static void dot_rows(float *s, const float *q, const float *const *rows, int n, int dim) {
+    int j = 0;
+    if (dim % 8 == 0)
+        for (; j + 8 <= n; j += 8) {
+            __m256 a[8];
+            for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+            for (int d = 0; d < dim; d += 8) {
+                __m256 qv = _mm256_loadu_ps(q + d);
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++)
+                    a[i] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(rows[j + i] + d), a[i]);
+            }
+            _mm256_storeu_ps(s + j, hsum8(a));
+        }
+    for (; j < n; j++) s[j] = dot_f32(q, rows[j], dim);
+}
+
+/* 64 (then 32) lanes of the output at a time stay in registers while the n
+ * value rows stream past (L1: a chunk of keys is a few KiB); eight chains
+ * keep both FMA pipes busy. */
 static void weighted_rows(float *acc, const float *p, const float *const *rows, int n, int dim) {
     int d = 0;
+    for (; d + 64 <= dim; d += 64) {
+        __m256 a[8];
+        for (int i = 0; i < 8; i++) a[i] = _mm256_loadu_ps(acc + d + 8 * i);
+        for (int j = 0; j < n; j++) {
+            __m256 pj = _mm256_broadcast_ss(p + j);
+            const float *r = rows[j] + d;
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                a[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(r + 8 * i), a[i]);
+        }
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(acc + d + 8 * i, a[i]);
+    }
     for (; d + 32 <= dim; d += 32) {
         __m256 a0 = _mm256_loadu_ps(acc + d), a1 = _mm256_loadu_ps(acc + d + 8);
         __m256 a2 = _mm256_loadu_ps(acc + d + 16), a3 = _mm256_loadu_ps(acc + d + 24);
@@ -427,6 +476,280 @@ static void gemm_panel(int rows, int toks, int n, const float *p, const float *x
     }
 }
 
+/* ---- integer prefill GEMM (Q8_0 / Q4_0 weights, Q8_0 activations) ------------ */
+
+/* In place, each 4-byte group (v0, v1, v2, v3) of int8 -> int16 pairs:
+ * lo: (v0, v2), hi: (v1, v3) (kernels.h: the pair order of a block). */
+INLINE __m256i pairs_lo(__m256i q) {
+    return _mm256_srai_epi16(_mm256_slli_epi16(q, 8), 8);
+}
+
+INLINE __m256i pairs_hi(__m256i q) {
+    return _mm256_srai_epi16(q, 8);
+}
+
+/* Row i of 8 as one 32-byte block of int8 values: Q8_0 as stored, Q4_0's
+ * nibbles unpacked (value j: low nibble of qs[j], j+16: high) minus 8. */
+INLINE __m256i row_q8(sp_dtype wt, const char *blk, float *d, int off) {
+    if (wt == SP_Q8_0) {
+        const sp_block_q8_0 *b = (const sp_block_q8_0 *)blk;
+        *d = sp_q_f16(b->d);
+        return _mm256_loadu_si256((const __m256i *)b->qs);
+    }
+    const sp_block_q4_0 *b = (const sp_block_q4_0 *)blk;
+    *d = sp_q_f16(b->d);
+    __m128i v = _mm_loadu_si128((const __m128i *)b->qs), m = _mm_set1_epi8(0x0f);
+    __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+    return _mm256_sub_epi8(q, _mm256_set1_epi8((char)off));
+}
+
+/* Block b of 8 rows as 8 vectors of 4-byte groups: q[c] holds every row's
+ * values 4c..4c+3 (row i in 32-bit lane i); d: the rows' scales. */
+static void quads_plain(sp_dtype wt, int rows, const char *w, size_t ws, int b, __m256i q[8],
+                        float d[8], int off) {
+    size_t bb = wt == SP_Q8_0 ? sizeof(sp_block_q8_0) : sizeof(sp_block_q4_0);
+    __m256 r[8];
+    for (int i = 0; i < 8; i++) {
+        d[i] = 0.0f;
+        r[i] =
+            i < rows
+                ? _mm256_castsi256_ps(row_q8(wt, w + (size_t)i * ws + (size_t)b * bb, &d[i], off))
+                : _mm256_setzero_ps();
+    }
+    transpose8(r);
+    for (int c = 0; c < 8; c++) q[c] = _mm256_castps_si256(r[c]);
+}
+
+/* The same from a packed group of 8 rows (quant.h): its 4-byte groups are
+ * already interleaved by row. */
+static void quads_packed(sp_dtype wt, const char *g, int nb, int b, __m256i q[8], float d[8],
+                         int off) {
+    int qb = wt == SP_Q8_0 ? SP_QK : SP_QK / 2;
+    const char *blk = g + (size_t)b * 8 * qb;
+    const uint16_t *dd = (const uint16_t *)(g + (size_t)nb * 8 * qb) + (size_t)b * 8;
+    _mm256_storeu_ps(d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dd)));
+    if (wt == SP_Q8_0) {
+        for (int c = 0; c < 8; c++) q[c] = _mm256_loadu_si256((const __m256i *)(blk + 32 * c));
+        return;
+    }
+    const __m256i m = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8((char)off);
+    for (int c = 0; c < 4; c++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 32 * c));
+        q[c] = _mm256_sub_epi8(_mm256_and_si256(v, m), eight);
+        q[c + 4] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), m), eight);
+    }
+}
+
+static int ipack(sp_dtype wt, int packed, int rows, const void *w, size_t ws, int nb_row, int b0,
+                 int nblk, int16_t *p, float *pd) {
+    if (wt != SP_Q8_0 && wt != SP_Q4_0) return 0;
+    for (int h = 0; h < SP_PANEL; h += 8) {
+        int hr = rows - h < 8 ? rows - h : 8;
+        for (int b = 0; b < nblk; b++) {
+            __m256i q[8];
+            float *d = pd + (size_t)b * SP_PANEL + h;
+            if (hr <= 0) {
+                for (int c = 0; c < 8; c++) q[c] = _mm256_setzero_si256();
+                for (int i = 0; i < 8; i++) d[i] = 0.0f;
+            } else if (packed) {
+                quads_packed(wt, (const char *)w + (size_t)h * ws, nb_row, b0 + b, q, d, 8);
+            } else {
+                quads_plain(wt, hr, (const char *)w + (size_t)h * ws, ws, b0 + b, q, d, 8);
+            }
+            int16_t *pb = p + (size_t)b * 16 * SP_PANEL * 2 + 2 * h;
+            for (int c = 0; c < 8; c++) {
+                _mm256_storeu_si256((__m256i *)(pb + (size_t)c * SP_PANEL * 2), pairs_lo(q[c]));
+                _mm256_storeu_si256((__m256i *)(pb + (size_t)(8 + c) * SP_PANEL * 2),
+                                    pairs_hi(q[c]));
+            }
+        }
+    }
+    return 1;
+}
+
+static void iact(const void *q, int n, int c, int32_t *xg, float *xd) {
+    const sp_block_q8_0 *blk = q;
+    for (int b = 0; b < n / SP_QK; b++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)blk[b].qs);
+        int32_t s[16];
+        _mm256_storeu_si256((__m256i *)s, pairs_lo(v));
+        _mm256_storeu_si256((__m256i *)(s + 8), pairs_hi(v));
+        int32_t *o = xg + (size_t)b * 16 * SP_IGROUP + c;
+        for (int i = 0; i < 16; i++) o[i * SP_IGROUP] = s[i];
+        xd[(size_t)b * SP_IGROUP + c] = sp_q_f16(blk[b].d);
+    }
+}
+
+/* C (3) tokens x 16 rows of a token group (xg, xd already at token c0 of
+ * it); y has C rows of 16 columns. Per block: 16 pair steps of 2 weight
+ * loads, C broadcasts, 2C vpmaddwd and 2C adds into int32 registers (C = 3
+ * keeps accumulators, weights and temporaries in the 16 ymm registers),
+ * then one scale step into y (in L1). */
+INLINE void itile(int C, int nblk, const int16_t *p, const float *pd, const int32_t *xg,
+                  const float *xd, float *y, size_t ys) {
+    __m256 f[3][2];
+    for (int c = 0; c < C; c++) f[c][0] = f[c][1] = _mm256_setzero_ps();
+    for (int b = 0; b < nblk; b++) {
+        __m256i acc[3][2];
+        for (int c = 0; c < C; c++) acc[c][0] = acc[c][1] = _mm256_setzero_si256();
+        const int16_t *pb = p + (size_t)b * 16 * SP_PANEL * 2;
+        const int32_t *xb = xg + (size_t)b * 16 * SP_IGROUP;
+#pragma GCC unroll 4
+        for (int s = 0; s < 16; s++) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(pb + s * SP_PANEL * 2));
+            __m256i w1 = _mm256_loadu_si256((const __m256i *)(pb + s * SP_PANEL * 2 + 16));
+#pragma GCC unroll 3
+            for (int c = 0; c < C; c++) {
+                /* a float broadcast is a pure load on AMD (no ALU uop) */
+                __m256i xv = _mm256_castps_si256(
+                    _mm256_broadcast_ss((const float *)(xb + s * SP_IGROUP + c)));
+                acc[c][0] = _mm256_add_epi32(acc[c][0], _mm256_madd_epi16(w0, xv));
+                acc[c][1] = _mm256_add_epi32(acc[c][1], _mm256_madd_epi16(w1, xv));
+            }
+        }
+        __m256 d0 = _mm256_loadu_ps(pd + (size_t)b * SP_PANEL);
+        __m256 d1 = _mm256_loadu_ps(pd + (size_t)b * SP_PANEL + 8);
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) {
+            __m256 dx = _mm256_broadcast_ss(xd + (size_t)b * SP_IGROUP + c);
+            f[c][0] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[c][0]), _mm256_mul_ps(d0, dx), f[c][0]);
+            f[c][1] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[c][1]), _mm256_mul_ps(d1, dx), f[c][1]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int c = 0; c < C; c++) {
+        float *yc = y + c * ys;
+        _mm256_storeu_ps(yc, _mm256_add_ps(_mm256_loadu_ps(yc), f[c][0]));
+        _mm256_storeu_ps(yc + 8, _mm256_add_ps(_mm256_loadu_ps(yc + 8), f[c][1]));
+    }
+}
+
+/* One token group: two tiles of 3 tokens. */
+static void igroup(int nblk, const int16_t *p, const float *pd, const int32_t *xg, const float *xd,
+                   float *y, size_t ys) {
+    itile(3, nblk, p, pd, xg, xd, y, ys);
+    itile(3, nblk, p, pd, xg + 3, xd + 3, y + 3 * ys, ys);
+}
+
+static void igemm(int rows, int toks, int nblk, const int16_t *p, const float *pd,
+                  const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
+                  size_t ys) {
+    for (int t = 0; t < toks; t += SP_IGROUP, xg += xg_stride, xd += xd_stride) {
+        int C = toks - t < SP_IGROUP ? toks - t : SP_IGROUP;
+        if (C == SP_IGROUP && rows == SP_PANEL) {
+            igroup(nblk, p, pd, xg, xd, y + (size_t)t * ys, ys);
+            continue;
+        }
+        float tmp[SP_IGROUP * SP_PANEL] = {0}; /* partial tile: rows or tokens past the end */
+        igroup(nblk, p, pd, xg, xd, tmp, SP_PANEL);
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < rows; r++) y[(size_t)(t + c) * ys + r] += tmp[c * SP_PANEL + r];
+    }
+}
+
+/* ---- Q4_0 prefill on unsigned nibbles ---------------------------------------
+ * vpmaddubsw multiplies the unsigned nibbles (0..15) by the signed int8
+ * activations, 32 products per instruction into int16 pairs; |pair| <=
+ * 2 * 15 * 127, so a whole block's 8 steps add up in int16 without overflow
+ * and one vpmaddwd per block widens them. The nibbles' offset of 8 comes
+ * back as -8 * (sum of the block's activations), prepared with them. */
+
+static int ipack4(int packed, int rows, const void *w, size_t ws, int nb_row, int b0, int nblk,
+                  uint8_t *p, float *pd) {
+    for (int h = 0; h < SP_PANEL; h += 8) {
+        int hr = rows - h < 8 ? rows - h : 8;
+        for (int b = 0; b < nblk; b++) {
+            __m256i q[8];
+            float *d = pd + (size_t)b * SP_PANEL + h;
+            if (hr <= 0) {
+                for (int c = 0; c < 8; c++) q[c] = _mm256_setzero_si256();
+                for (int i = 0; i < 8; i++) d[i] = 0.0f;
+            } else if (packed) {
+                quads_packed(SP_Q4_0, (const char *)w + (size_t)h * ws, nb_row, b0 + b, q, d, 0);
+            } else {
+                quads_plain(SP_Q4_0, hr, (const char *)w + (size_t)h * ws, ws, b0 + b, q, d, 0);
+            }
+            uint8_t *pb = p + (size_t)b * 8 * SP_PANEL * 4 + 4 * h;
+            for (int c = 0; c < 8; c++)
+                _mm256_storeu_si256((__m256i *)(pb + (size_t)c * SP_PANEL * 4), q[c]);
+        }
+    }
+    return 1;
+}
+
+static void iact4(const void *q, int n, int c, int32_t *xg, float *xd) {
+    const sp_block_q8_0 *blk = q;
+    for (int b = 0; b < n / SP_QK; b++) {
+        int32_t s[8];
+        memcpy(s, blk[b].qs, sizeof s);
+        int32_t *o = xg + (size_t)b * 9 * SP_IGROUP + c;
+        for (int i = 0; i < 8; i++) o[i * SP_IGROUP] = s[i];
+        int sum = 0;
+        for (int i = 0; i < SP_QK; i++) sum += blk[b].qs[i];
+        o[8 * SP_IGROUP] = -8 * sum;
+        xd[(size_t)b * SP_IGROUP + c] = sp_q_f16(blk[b].d);
+    }
+}
+
+/* C (3) tokens x 16 rows; y has C rows of 16 columns. Each block's sums are
+ * scaled into y (in L1) at once: keeping f32 sums in registers as well
+ * spills (measured slower). */
+INLINE void itile4(int C, int nblk, const uint8_t *p, const float *pd, const int32_t *xg,
+                   const float *xd, float *y, size_t ys) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < nblk; b++) {
+        __m256i acc[3][2];
+        for (int c = 0; c < C; c++) acc[c][0] = acc[c][1] = _mm256_setzero_si256();
+        const uint8_t *pb = p + (size_t)b * 8 * SP_PANEL * 4;
+        const int32_t *xb = xg + (size_t)b * 9 * SP_IGROUP;
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(pb + s * SP_PANEL * 4));
+            __m256i w1 = _mm256_loadu_si256((const __m256i *)(pb + s * SP_PANEL * 4 + 32));
+#pragma GCC unroll 3
+            for (int c = 0; c < C; c++) {
+                __m256i xv = _mm256_castps_si256(
+                    _mm256_broadcast_ss((const float *)(xb + s * SP_IGROUP + c)));
+                acc[c][0] = _mm256_add_epi16(acc[c][0], _mm256_maddubs_epi16(w0, xv));
+                acc[c][1] = _mm256_add_epi16(acc[c][1], _mm256_maddubs_epi16(w1, xv));
+            }
+        }
+        __m256 d0 = _mm256_loadu_ps(pd + (size_t)b * SP_PANEL);
+        __m256 d1 = _mm256_loadu_ps(pd + (size_t)b * SP_PANEL + 8);
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) {
+            __m256 dx = _mm256_broadcast_ss(xd + (size_t)b * SP_IGROUP + c);
+            __m256i corr = _mm256_set1_epi32(xb[8 * SP_IGROUP + c]);
+            __m256i s0 = _mm256_add_epi32(_mm256_madd_epi16(acc[c][0], ones), corr);
+            __m256i s1 = _mm256_add_epi32(_mm256_madd_epi16(acc[c][1], ones), corr);
+            float *yc = y + c * ys;
+            _mm256_storeu_ps(yc, _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(d0, dx),
+                                                 _mm256_loadu_ps(yc)));
+            _mm256_storeu_ps(yc + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(d1, dx),
+                                                     _mm256_loadu_ps(yc + 8)));
+        }
+    }
+}
+
+static void igemm4(int rows, int toks, int nblk, const uint8_t *p, const float *pd,
+                   const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
+                   size_t ys) {
+    for (int t = 0; t < toks; t += SP_IGROUP, xg += xg_stride, xd += xd_stride) {
+        int C = toks - t < SP_IGROUP ? toks - t : SP_IGROUP;
+        int full = C == SP_IGROUP && rows == SP_PANEL;
+        float tmp[SP_IGROUP * SP_PANEL] = {0}; /* partial tile: rows or tokens past the end */
+        float *yt = full ? y + (size_t)t * ys : tmp;
+        size_t yts = full ? ys : SP_PANEL;
+        itile4(3, nblk, p, pd, xg, xd, yt, yts);
+        itile4(3, nblk, p, pd, xg + 3, xd + 3, yt + 3 * yts, yts);
+        if (full) continue;
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < rows; r++) y[(size_t)(t + c) * ys + r] += tmp[c * SP_PANEL + r];
+    }
+}
+
 const sp_kernel_table sp_kernels_avx2 = {
     .dot_f32 = dot_f32,
     .axpy = axpy,
@@ -440,6 +763,13 @@ const sp_kernel_table sp_kernels_avx2 = {
     .gemm = gemm,
     .exp_shift_sum = exp_shift_sum,
     .weighted_rows = weighted_rows,
+    .dot_rows = dot_rows,
     .gemm_panel = gemm_panel,
     .pack_panel = pack_panel,
+    .ipack = ipack,
+    .iact = iact,
+    .igemm = igemm,
+    .ipack4 = ipack4,
+    .iact4 = iact4,
+    .igemm4 = igemm4,
 };

@@ -81,13 +81,18 @@ static void scale(float *y, float a, int n) {
     }
 }
 
+/* The sum of squares in double, as the scalar kernel does (why: there). */
 static void rmsnorm(float *y, const float *x, const float *w, int n, float eps, int one_plus) {
-    __m512 s = _mm512_setzero_ps();
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (int i = 0; i < n; i += 16) {
         __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i);
-        s = _mm512_fmadd_ps(v, v, s);
+        __m512 p = _mm512_mul_ps(v, v);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+        s1 = _mm512_add_pd(
+            s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
     }
-    __m512 r = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(s) / (float)n + eps));
+    float mean = (float)(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / n);
+    __m512 r = _mm512_set1_ps(1.0f / sqrtf(mean + eps));
     __m512 one = _mm512_set1_ps(1.0f);
     for (int i = 0; i < n; i += 16) {
         __mmask16 m = tail_mask(n - i);

@@ -19,11 +19,19 @@ static void scale(float *y, float a, int n) {
     for (int i = 0; i < n; i++) y[i] *= a;
 }
 
-/* PyTorch fp32 order: r = 1/sqrt(sum/n + eps); y = (x * r) * w. */
+/* PyTorch fp32 order: r = 1/sqrt(sum/n + eps); y = (x * r) * w. The
+ * squares (rounded to f32) are summed in double and the mean rounded to f32
+ * once, as llama.cpp's CPU rms_norm does: r then has the same bits as
+ * llama.cpp's for any summation order (bar a double-rounding coincidence),
+ * so when activations are rounded to int8
+ * next (quantized weights), values that land exactly on a rounding tie
+ * (a quantized embedding row through a norm of unit weights does this
+ * often) round the same way as in llama.cpp. A float sum differs in the
+ * last bit now and then and flipped such ties. */
 static void rmsnorm(float *y, const float *x, const float *w, int n, float eps, int one_plus) {
-    float ss = 0.0f;
-    for (int i = 0; i < n; i++) ss += x[i] * x[i];
-    float r = 1.0f / sqrtf(ss / (float)n + eps);
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    float r = 1.0f / sqrtf((float)(ss / n) + eps);
     for (int i = 0; i < n; i++) {
         float v = x[i] * r;
         if (w) v *= one_plus ? 1.0f + w[i] : w[i];

@@ -2,6 +2,7 @@
  * table. Before sp_ops_init the scalar table is used (correct, slow). */
 #include "compute/ops.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "compute/cpu.h"
@@ -10,9 +11,33 @@
 static _Atomic(const sp_kernel_table *) g_kernels = &sp_kernels_scalar;
 static _Atomic int g_isa = SP_ISA_SCALAR;
 
+/* The AVX-512 tables hold what was written for AVX-512; the optional
+ * entries they lack (attention helpers, the integer prefill GEMM) come from
+ * the AVX2 table, whose code runs on every AVX-512 CPU. The f32 panel GEMM
+ * is not borrowed: the AVX-512 gemm stays in charge of f32/f16/bf16
+ * prefill there (not measured against each other: no AVX-512 CPU here). */
+static sp_kernel_table g_avx512, g_avx512_bf16;
+static pthread_once_t g_avx512_once = PTHREAD_ONCE_INIT;
+
+static void borrow_avx2(sp_kernel_table *t, const sp_kernel_table *own) {
+    const sp_kernel_table *b = &sp_kernels_avx2;
+    *t = *own;
+#define BORROW(f) (t->f = t->f ? t->f : b->f)
+    BORROW(exp_shift_sum), BORROW(weighted_rows), BORROW(dot_rows);
+    BORROW(ipack), BORROW(iact), BORROW(igemm), BORROW(ipack4), BORROW(iact4), BORROW(igemm4);
+#undef BORROW
+}
+
+static void build_avx512_tables(void) {
+    borrow_avx2(&g_avx512, &sp_kernels_avx512);
+    borrow_avx2(&g_avx512_bf16, &sp_kernels_avx512_bf16);
+}
+
 static const sp_kernel_table *table_for(sp_isa isa) {
-    if (isa == SP_ISA_AVX512)
-        return sp_cpu_detect().avx512bf16 ? &sp_kernels_avx512_bf16 : &sp_kernels_avx512;
+    if (isa == SP_ISA_AVX512) {
+        pthread_once(&g_avx512_once, build_avx512_tables);
+        return sp_cpu_detect().avx512bf16 ? &g_avx512_bf16 : &g_avx512;
+    }
     if (isa == SP_ISA_AVX2) return &sp_kernels_avx2;
     return &sp_kernels_scalar;
 }

@@ -29,4 +29,45 @@ void sp_quant_dequantize_isa(sp_dtype t, sp_isa isa, const void *src, float *dst
 /* Returns 1 on success, 0 if t cannot be produced. */
 int sp_quant_quantize(sp_dtype t, const float *src, void *dst, int64_t n);
 
+/* ---- row-interleaved ("packed") weights for decode ----------------------
+ * At load, a weight matrix of a packable type whose row count is a multiple
+ * of SP_PACK_ROWS is rearranged in place (same bytes, sp_tensor.packed set):
+ * each group of SP_PACK_ROWS consecutive rows is interleaved so that one
+ * 256-bit load holds 4 bytes of every row of the group, and the decode
+ * kernel computes 8 dot products in the lanes of one register (no
+ * horizontal sums, one activation broadcast feeds 8 rows). Group layout for
+ * nb blocks per row (Q4_0): nb x 128 bytes of nibbles (block b, chunk k =
+ * 0..3: row r's qs[4k..4k+3] at byte 32k + 4r), then nb x 8 f16 scales
+ * (block b: the 8 rows' d). Q8_0: nb x 256 bytes (chunk k = 0..7: row r's
+ * qs[4k..4k+3] at 32k + 4r), then the scales. A group starts at byte
+ * g * 8 * row_bytes, so views of whole groups (rows_view at multiples of 8,
+ * experts) stay valid. */
+#define SP_PACK_ROWS 8
+
+typedef struct sp_quant_packed_kernels {
+    /* bytes of one prepared activation row of n values */
+    size_t (*act_bytes)(int64_t n);
+    /* quantizes n f32 activations exactly as the type's quantize_act does
+     * (the same int8 values and scales), in the layout the kernel reads */
+    void (*prep_act)(const float *x, void *xa, int64_t n);
+    /* y[r] += dot(row r of the group, activation), r < SP_PACK_ROWS */
+    void (*gemv8)(int64_t n, const void *group, const void *xa, float *y);
+} sp_quant_packed_kernels;
+
+/* 1 if t has a packed layout. */
+int sp_quant_packable(sp_dtype t);
+/* Packs (unpack: undoes) rows x n values in place; rows must be a multiple
+ * of SP_PACK_ROWS. Returns 0 (data untouched) if t is not packable or a
+ * group's scratch cannot be allocated. */
+int sp_quant_pack(sp_dtype t, void *data, int64_t rows, int64_t n);
+int sp_quant_unpack(sp_dtype t, void *data, int64_t rows, int64_t n);
+/* Values [k0, k0+len) (block-aligned) of row r of a packed matrix with n
+ * values per row, as f32: bit-identical to sp_quant_dequantize_isa on the
+ * unpacked row. */
+void sp_quant_packed_dequantize(sp_dtype t, sp_isa isa, const void *data, int64_t n, int64_t r,
+                                int64_t k0, int64_t len, float *dst);
+/* Kernels for packed weights of type t at the ISA level (falls back to
+ * scalar); NULL if t is not packable. */
+const sp_quant_packed_kernels *sp_quant_packed_get(sp_dtype t, sp_isa isa);
+
 #endif

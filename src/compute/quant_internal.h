@@ -161,4 +161,22 @@ const sp_quant_kernels *sp_quant_avx512_table(sp_dtype t);
 /* 1 if this CPU can run the AVX-512 table (it needs VNNI too). */
 int sp_quant_avx512_usable(void);
 
+/* Packed layouts (quant.h). The prepared activation of n values (nb = n/32
+ * blocks): int8 qs[nb*32], then f32 d[nb] (the f16 scale of the Q8_0
+ * block, exactly), then int32 s[nb] (sum of the block's qs). */
+static inline const float *sp_pk_act_d(const void *xa, int64_t n) {
+    return (const float *)((const int8_t *)xa + n);
+}
+static inline const int32_t *sp_pk_act_s(const void *xa, int64_t n) {
+    return (const int32_t *)((const int8_t *)xa + n + n / SP_QK * 4);
+}
+/* Fills the layout from Q8_0 blocks q (n values). */
+void sp_pk_act_from_q8_0(const sp_block_q8_0 *q, void *xa, int64_t n);
+size_t sp_pk_act_bytes(int64_t n);
+/* The preparation with the AVX2 Q8_0 quantizer (AVX2 only). */
+void sp_pk_prep_avx2(const float *x, void *xa, int64_t n);
+const sp_quant_packed_kernels *sp_quant_packed_scalar_table(sp_dtype t);
+const sp_quant_packed_kernels *sp_quant_packed_avx2_table(sp_dtype t);
+const sp_quant_packed_kernels *sp_quant_packed_avx512_table(sp_dtype t);
+
 #endif

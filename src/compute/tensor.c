@@ -1,6 +1,11 @@
 /* Tensor views: shape arithmetic only; the data is owned elsewhere. */
 #include "compute/tensor.h"
 
+#include <assert.h>
+
+#include "compute/ops.h"
+#include "compute/quant.h"
+
 int64_t sp_tensor_numel(const sp_tensor *t) {
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
@@ -21,7 +26,14 @@ size_t sp_tensor_row_bytes(const sp_tensor *t) {
     return sp_dtype_row_bytes(t->dtype, sp_tensor_cols(t));
 }
 
+void sp_tensor_prepare_cut(sp_tensor *t, int64_t cut) {
+    if (!t->packed || cut % SP_PACK_ROWS == 0) return;
+    sp_quant_unpack(t->dtype, t->data, sp_tensor_rows(t), sp_tensor_cols(t));
+    t->packed = 0;
+}
+
 sp_tensor sp_tensor_rows_view(const sp_tensor *t, int64_t r0, int64_t n) {
+    assert(!t->packed || (r0 % SP_PACK_ROWS == 0 && n % SP_PACK_ROWS == 0));
     sp_tensor v = *t;
     size_t rb = sp_tensor_row_bytes(t);
     int64_t cols = sp_tensor_cols(t);
@@ -59,6 +71,11 @@ sp_tensor sp_tensor_index(const sp_tensor *t, int64_t i) {
 }
 
 void sp_tensor_row_f32(const sp_tensor *t, int64_t r, float *dst) {
+    if (t->packed) {
+        int64_t n = sp_tensor_cols(t);
+        sp_quant_packed_dequantize(t->dtype, sp_ops_isa(), t->data, n, r, 0, n, dst);
+        return;
+    }
     const char *row = (const char *)t->data + (size_t)r * sp_tensor_row_bytes(t);
     sp_dequantize_row(t->dtype, row, dst, sp_tensor_cols(t));
 }

@@ -17,6 +17,10 @@ typedef struct sp_tensor {
     int64_t shape[SP_MAX_DIMS];
     void *data;    /* not owned */
     size_t nbytes; /* bytes covered by this view */
+    /* rows interleaved in groups of 8 for the decode kernels (quant.h,
+     * sp_quant_pack; set at load by weights.c). Views of a packed tensor
+     * must start and end at multiples of 8 rows. */
+    int packed;
 } sp_tensor;
 
 int64_t sp_tensor_numel(const sp_tensor *t);
@@ -25,6 +29,11 @@ int64_t sp_tensor_cols(const sp_tensor *t); /* last dim */
 size_t sp_tensor_row_bytes(const sp_tensor *t);
 /* View of rows [r0, r0+n) of a tensor (the outer dims flattened), no copy. */
 sp_tensor sp_tensor_rows_view(const sp_tensor *t, int64_t r0, int64_t n);
+/* Before views of a fused matrix (q|k|v, gate|up) are cut at row `cut`: a
+ * packed matrix whose cut is not on a group boundary goes back to the plain
+ * layout in place, so every view reads its own rows (the plain kernels then
+ * serve it). */
+void sp_tensor_prepare_cut(sp_tensor *t, int64_t cut);
 /* View of slice i of the first dimension (e.g. expert i of [E, out, in]). */
 sp_tensor sp_tensor_index(const sp_tensor *t, int64_t i);
 /* Reads row r as f32 into dst (cols values), dequantizing as needed. */

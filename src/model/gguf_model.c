@@ -77,6 +77,8 @@ static sp_status map_attention(sp_gguf_map *m, int i, sp_error *err) {
     if (has(m, "blk.%d.attn_qkv.weight", i) || (f & GF_FUSED)) { /* q, k, v rows stacked */
         sp_tensor qkv;
         SP_TRY(get(m, &qkv, R, RAW, 2, q + 2 * kv, H, 0, err, "blk.%d.attn_qkv.weight", i));
+        sp_tensor_prepare_cut(&qkv, q);
+        sp_tensor_prepare_cut(&qkv, q + kv);
         L->wq = sp_tensor_rows_view(&qkv, 0, q);
         L->wk = sp_tensor_rows_view(&qkv, q, kv);
         L->wv = sp_tensor_rows_view(&qkv, q + kv, kv);
@@ -131,6 +133,7 @@ static sp_status map_dense_mlp(sp_gguf_map *m, int i, sp_error *err) {
     if (m->arch->flags & GF_FUSED) { /* ffn_up holds gate rows then up rows */
         sp_tensor gu;
         SP_TRY(get(m, &gu, R, RAW, 2, 2 * I, H, 0, err, "blk.%d.ffn_up.weight", i));
+        sp_tensor_prepare_cut(&gu, I);
         L->w_gate = sp_tensor_rows_view(&gu, 0, I);
         L->w_up = sp_tensor_rows_view(&gu, I, I);
     } else {
@@ -160,6 +163,7 @@ static sp_status map_experts(sp_gguf_map *m, int i, sp_error *err) {
     SP_TRY(get(m, &dn, R, RAW, 3, E, H, I, err, "blk.%d.ffn_down_exps.weight", i));
     for (int e = 0; e < E; e++) {
         sp_tensor ge = sp_tensor_index(&g, e);
+        if (fused) sp_tensor_prepare_cut(&ge, I);
         L->exp_gate[e] = fused ? sp_tensor_rows_view(&ge, 0, I) : ge;
         L->exp_up[e] = fused ? sp_tensor_rows_view(&ge, I, I) : sp_tensor_index(&u, e);
         L->exp_down[e] = sp_tensor_index(&dn, e);

@@ -64,6 +64,8 @@ static sp_status map_attention(mapper *m, int i, sp_error *err) {
         sp_tensor qkv;
         SP_TRY(get(m, &qkv, REQ, RAW, 2, q + 2 * kv, H, 0, err,
                    "layers.%d.self_attn.qkv_proj.weight", i));
+        sp_tensor_prepare_cut(&qkv, q);
+        sp_tensor_prepare_cut(&qkv, q + kv);
         L->wq = sp_tensor_rows_view(&qkv, 0, q);
         L->wk = sp_tensor_rows_view(&qkv, q, kv);
         L->wv = sp_tensor_rows_view(&qkv, q + kv, kv);
@@ -121,6 +123,7 @@ static sp_status map_dense_mlp(mapper *m, int i, sp_error *err) {
     if (m->info->family == SP_FAM_PHI3) {
         sp_tensor gu;
         SP_TRY(get(m, &gu, REQ, RAW, 2, 2 * I, H, 0, err, "layers.%d.mlp.gate_up_proj.weight", i));
+        sp_tensor_prepare_cut(&gu, I);
         L->w_gate = sp_tensor_rows_view(&gu, 0, I);
         L->w_up = sp_tensor_rows_view(&gu, I, I);
     } else {
@@ -149,6 +152,7 @@ static sp_status map_packed_experts(mapper *m, int i, const char *base, sp_error
     SP_TRY(get(m, &down, REQ, RAW, 3, E, H, I, err, "layers.%d.%sdown_proj", i, base));
     for (int e = 0; e < E; e++) {
         sp_tensor ge = sp_tensor_index(&gu, e);
+        sp_tensor_prepare_cut(&ge, I);
         L->exp_gate[e] = sp_tensor_rows_view(&ge, 0, I);
         L->exp_up[e] = sp_tensor_rows_view(&ge, I, I);
         L->exp_down[e] = sp_tensor_index(&down, e);

@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
+#include "compute/quant.h"
 
 void *sp_weights_alloc(sp_weights *w, size_t bytes) {
     if (w->n_owned == w->cap_owned) {
@@ -77,8 +80,32 @@ static sp_status requantize(sp_weights *w, const char *name, sp_tensor *t, sp_er
     return SP_OK;
 }
 
-sp_status sp_weights_get(sp_weights *w, const char *name, int required, int ndim,
-                         const int64_t *shape, sp_tensor *out, sp_error *err) {
+/* The owned copy is now the resident one: the pages of the file mapping
+ * that lie wholly inside the tensor leave this process (MADV_DONTNEED), so
+ * peak RSS while loading is the weights plus one tensor, not twice the
+ * weights. Safe because both readers (gguf.c, safetensors.c) present
+ * tensors from a read-only file mapping (base/file.c, sp_file_map): a later
+ * read of those bytes faults them back in from the file (page cache). */
+static void release_source(const void *p, size_t n) {
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), e = ((uintptr_t)p + n) & ~(pg - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* Row-interleaves a resident Q4_0/Q8_0 matrix for the decode kernels
+ * (quant.h), in place: same bytes, so no extra memory. Views of the mapping
+ * (--mmap) stay as they are: the mapping is read-only and shared. The rows of
+ * one matrix (shape[ndim-2], so every expert of a stacked tensor) must be a
+ * multiple of the group; other matrices keep the plain layout and kernels. */
+static void pack_rows(const sp_weights *w, sp_tensor *t, int owned) {
+    if (!owned || w->no_pack || t->ndim < 2 || !sp_quant_packable(t->dtype) ||
+        t->shape[t->ndim - 2] % SP_PACK_ROWS != 0)
+        return;
+    t->packed = sp_quant_pack(t->dtype, t->data, sp_tensor_rows(t), sp_tensor_cols(t));
+}
+
+static sp_status fetch(sp_weights *w, const char *name, int required, int ndim,
+                       const int64_t *shape, int pack, sp_tensor *out, sp_error *err) {
     memset(out, 0, sizeof *out);
     sp_src_tensor t;
     sp_status s = w->lookup(w->src, name, &t, err);
@@ -96,24 +123,35 @@ sp_status sp_weights_get(sp_weights *w, const char *name, int required, int ndim
     out->nbytes = t.nbytes;
     /* a view needs aligned data (safetensors does not promise alignment);
      * anything else is copied into owned, 64-byte aligned memory */
-    if (w->use_mmap && (uintptr_t)t.data % 16 == 0) {
+    int owned = !(w->use_mmap && (uintptr_t)t.data % 16 == 0);
+    if (!owned) {
         out->data = (void *)t.data;
     } else {
         out->data = sp_weights_alloc(w, t.nbytes);
         if (!out->data)
             return sp_fail(err, SP_ENOMEM, "%s: no memory for tensor %s", w->file, name);
         memcpy(out->data, t.data, t.nbytes);
+        release_source(t.data, t.nbytes);
     }
     w->bytes += t.nbytes;
-    if (w->quantize != SP_F32) return requantize(w, name, out, err);
+    if (w->quantize != SP_F32) {
+        SP_TRY(requantize(w, name, out, err));
+        owned = owned || out->data != t.data;
+    }
+    if (pack) pack_rows(w, out, owned);
     return SP_OK;
+}
+
+sp_status sp_weights_get(sp_weights *w, const char *name, int required, int ndim,
+                         const int64_t *shape, sp_tensor *out, sp_error *err) {
+    return fetch(w, name, required, ndim, shape, 1, out, err);
 }
 
 sp_status sp_weights_get_exact(sp_weights *w, const char *name, int required, int ndim,
                                const int64_t *shape, sp_tensor *out, sp_error *err) {
     sp_dtype keep = w->quantize;
     w->quantize = SP_F32;
-    sp_status s = sp_weights_get(w, name, required, ndim, shape, out, err);
+    sp_status s = fetch(w, name, required, ndim, shape, 1, out, err);
     w->quantize = keep;
     return s;
 }
@@ -121,9 +159,12 @@ sp_status sp_weights_get_exact(sp_weights *w, const char *name, int required, in
 sp_status sp_weights_get_f32(sp_weights *w, const char *name, int required, int ndim,
                              const int64_t *shape, int add_one, sp_tensor *out, sp_error *err) {
     int keep = w->use_mmap;
+    sp_dtype keep_q = w->quantize;
     w->use_mmap = 1; /* view first: the f32 copy below is the resident one */
-    sp_status s = sp_weights_get_exact(w, name, required, ndim, shape, out, err);
+    w->quantize = SP_F32;
+    sp_status s = fetch(w, name, required, ndim, shape, 0, out, err);
     w->use_mmap = keep;
+    w->quantize = keep_q;
     if (s != SP_OK || !out->data) return s;
     int64_t n = sp_tensor_numel(out);
     float *f = sp_weights_alloc(w, (size_t)n * sizeof(float));

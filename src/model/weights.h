@@ -30,6 +30,7 @@ typedef struct sp_weights {
     int use_mmap;
     sp_dtype quantize; /* SP_F32: keep file dtypes; else re-quantize 2-D weights */
     int n_kept;        /* weights --quantize left alone (rows not a block multiple) */
+    int no_pack;       /* 1: keep Q4_0/Q8_0 rows in file order (no decode repack) */
     void **owned;      /* buffers this store allocated */
     int n_owned, cap_owned;
     uint64_t bytes; /* bytes of weights fetched */

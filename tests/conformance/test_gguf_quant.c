@@ -15,8 +15,20 @@
  *    the same weights dequantized to F32 (llama_cpp_variants.dequantized_f32),
  *    because llama.cpp's own greedy path for them depends on its activation
  *    rounding at margins below 0.03.
- *  - default precision (activations quantized like llama.cpp): at least as
- *    close as the f32 path (same bounds), top-1 on >= 80% of positions.
+ *  - default precision (fast): activations rounded to the partner type on
+ *    every path, prefill included, as llama.cpp does. That removes the
+ *    systematic part of the f32 path's distance; what is left are single
+ *    int8 rounding flips (or f16 block-scale flips) where a value sits
+ *    within float noise (~1e-6) of a rounding boundary, each moving later
+ *    logits by up to ~0.15 on these random weights (bench/README.md:
+ *    llama.cpp moves as far from itself when it repacks weights). Checked:
+ *    the f32 path's bound; rms distance to llama.cpp at most FAST_RMS_RATIO
+ *    x the f32 path's (measured: Q8_0 0.011, Q4_0 3e-6, Q5_0 0.14, Q4_K
+ *    0.25, Q5_K 1e-5, Q6_K 0.16, stories 1e-5; it is 1.0 if prefill skips
+ *    the rounding), except Q4_1, whose integer dot uses Q8_1's f16 block
+ *    sum where the panel path uses the exact sum (measured 0.75, bound
+ *    0.9); greedy ids: llama.cpp's own (not the dequantized-F32 ones) for
+ *    the fixtures in fast_greedy_own; top-1 on >= 90% of positions.
  *
  * Part 2 -- the issue's criterion: for every weight type, a model in that
  * type against the same model in F32 over 256 positions (TinyStories text):
@@ -55,11 +67,37 @@ static const type_bound bounds[] = {
     {"stories260K-q4_0", 0.23f, 1},
 };
 
+/* fast mode: rms(fast - llama.cpp) <= this x rms(f32 path - llama.cpp) */
+#define FAST_RMS_RATIO 0.5f
+
+/* Fixtures whose greedy run must give llama.cpp's own ids in fast mode.
+ * Measured: all 13 do; Q4_1 (f16 block sums, see above) and Q5_0 (a step
+ * with margin 0.002) are only printed. */
+static const char *const fast_greedy_own[] = {
+    "synth-d256-f32",  "synth-d256-f16",   "synth-d256-bf16", "synth-d256-q8_0",
+    "synth-d256-q4_0", "synth-d256-q4_k",  "synth-d256-q5_k", "synth-d256-q6_k",
+    "stories260K-f32", "stories260K-q8_0", "stories260K-q4_0"};
+
+static int in_list(const char *name, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], name)) return 1;
+    return 0;
+}
+
+static double rms_diff(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)(a[i] - b[i]) * (a[i] - b[i]);
+    return sqrt(s / (double)n);
+}
+
 static const type_bound *bound_of(const char *name) {
     for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++)
         if (!strcmp(bounds[i].suffix, name)) return &bounds[i];
     return NULL;
 }
+
+/* rms distance of the f32 path to llama.cpp, kept for the fast-mode check */
+static double g_f32_rms;
 
 static void check_reference(const qref *r, sp_precision prec) {
     const type_bound *b = bound_of(r->name);
@@ -80,18 +118,32 @@ static void check_reference(const qref *r, sp_precision prec) {
         top1 += sp_argmax(lg + (size_t)t * V, V) == sp_argmax(r->logits + (size_t)t * V, V);
     int32_t g[QREF_MAX_IDS];
     int ng = qref_greedy(m, r->tokens, P, r->n_greedy, g);
-    const int32_t *want = b->greedy_f32 ? r->greedy_f32 : r->greedy;
-    int nwant = b->greedy_f32 ? r->n_greedy_f32 : r->n_greedy;
+    /* f32 path: the ids llama.cpp gets with f32 activations where its own
+     * depend on its activation rounding; fast: llama.cpp's own ids */
+    int dq = b->greedy_f32 && prec == SP_PREC_F32;
+    const int32_t *want = dq ? r->greedy_f32 : r->greedy;
+    int nwant = dq ? r->n_greedy_f32 : r->n_greedy;
     int same = ng == nwant ? same_ids(g, want, ng) : 0;
     const char *mode = prec == SP_PREC_F32 ? "f32" : "fast";
-    printf("| %-18s | %-4s | %.3g (<= %.3g) | %d/%d | %d/%d %s |\n", r->name, mode, e, tol, top1, P,
-           same, nwant, b->greedy_f32 ? "dequantized-f32 ids" : "llama.cpp ids");
+    double rms = lg ? rms_diff(lg, r->logits, (size_t)P * V) : INFINITY;
+    printf("| %-18s | %-4s | %.3g (<= %.3g) | %.3g | %d/%d | %d/%d %s |\n", r->name, mode, e, tol,
+           rms, top1, P, same, nwant, dq ? "dequantized-f32 ids" : "llama.cpp ids");
     CHECKF(e <= tol, "%s %s: logits differ from llama.cpp by %.3g > %.3g", r->name, mode, e, tol);
     if (prec == SP_PREC_F32) {
         CHECKF(nwant > 0 && same == nwant, "%s f32: greedy ids agree for %d of %d steps", r->name,
                same, nwant);
+        g_f32_rms = rms;
     } else {
-        CHECKF(top1 * 100 >= 80 * P, "%s fast: top-1 on %d/%d positions", r->name, top1, P);
+        CHECKF(top1 * 100 >= 90 * P, "%s fast: top-1 on %d/%d positions", r->name, top1, P);
+        float ratio = strstr(r->name, "q4_1") ? 0.9f : FAST_RMS_RATIO;
+        if (!f32file && strstr(r->name, "f16") == NULL)
+            CHECKF(rms <= ratio * g_f32_rms,
+                   "%s fast: rms distance to llama.cpp %.3g > %.2f x the f32 path's %.3g: are "
+                   "prefill activations still rounded like llama.cpp's?",
+                   r->name, rms, ratio, g_f32_rms);
+        if (in_list(r->name, fast_greedy_own, sizeof fast_greedy_own / sizeof fast_greedy_own[0]))
+            CHECKF(nwant > 0 && same == nwant, "%s fast: llama.cpp's greedy ids for %d of %d steps",
+                   r->name, same, nwant);
     }
     free(lg);
     sp_model_free(m);
@@ -104,7 +156,7 @@ static void part_llamacpp(void) {
     const json_t *models = json_object_get(root, "models");
     CHECKF(json_array_size(models) >= 13, "reference.json lists %zu models",
            json_array_size(models));
-    printf("| llama.cpp fixture  | mode | max abs err | top-1 | greedy |\n");
+    printf("| llama.cpp fixture  | mode | max abs err | rms err | top-1 | greedy |\n");
     for (size_t i = 0; i < json_array_size(models); i++) {
         qref r;
         if (!qref_load(&r, models, i)) {
@@ -123,12 +175,18 @@ static void part_llamacpp(void) {
 /* Per type: the minimum top-1 agreement on the padded stories260K model
  * (a 260K-parameter model whose rows are 64 real values: 4-bit blocks cost it
  * far more than they cost real-size models; llama.cpp's own Q4_0 stories
- * greedy run leaves the F32 one after 23 steps). */
+ * greedy run leaves the F32 one after 23 steps). The limit is the format on
+ * this model, not the implementation: llama.cpp on its own llama-quantize
+ * (--pure) files of the same padded model, against its F32 run, same 256
+ * tokens (bench/README.md): Q8_0 98.4%, Q6_K 95.7%, Q5_K 92.6%, Q5_0 92.6%,
+ * Q4_K 87.5%, Q4_1 87.1%, Q4_0 83.2%. Spindle measured (both precisions):
+ * Q6_K 96.5%, Q5_K 92.6-93.4%, Q5_0 92.6-93.0%, Q4_K 88.3-89.8%, Q4_1
+ * 87.5%, Q4_0 81.3-82.4%; floors ~4 positions below. */
 static const struct {
     sp_dtype t;
     int stories_top1_pct;
-} own_types[] = {{SP_F16, 98},  {SP_BF16, 98}, {SP_Q8_0, 98}, {SP_Q6_K, 94}, {SP_Q5_K, 88},
-                 {SP_Q5_0, 88}, {SP_Q4_K, 75}, {SP_Q4_1, 75}, {SP_Q4_0, 75}};
+} own_types[] = {{SP_F16, 98},  {SP_BF16, 98}, {SP_Q8_0, 98}, {SP_Q6_K, 95}, {SP_Q5_K, 91},
+                 {SP_Q5_0, 91}, {SP_Q4_K, 86}, {SP_Q4_1, 86}, {SP_Q4_0, 80}};
 
 /* bound on rms(logit error) / rms(F32 logits): BOUND_K x the format's own
  * relative rms error on N(0, 1) weights (F16 2.1e-4, BF16 1.6e-3, Q8_0

@@ -1,0 +1,118 @@
+/* AVX2 decode kernels for packed (row-interleaved) Q4_0 and Q8_0 weights
+ * (layouts in quant.h). Lane r of every 256-bit weight load holds 4 bytes
+ * of row r; the 4 matching activation bytes are broadcast to all lanes
+ * (vpbroadcastd from memory: a load, no shuffle), so vpmaddubsw + vpmaddwd
+ * leave row r's integer block sum in lane r. The integer sums are exact
+ * and equal to quant_avx2.c's; only the f32 accumulation order differs. */
+#include <immintrin.h>
+
+#include "compute/quant_internal.h"
+
+static inline __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+void sp_pk_prep_avx2(const float *x, void *xa, int64_t n) {
+    enum { CHUNK = 64 };
+    sp_block_q8_0 tmp[CHUNK];
+    int8_t *qs = xa;
+    float *d = (float *)(qs + n);
+    int32_t *s = (int32_t *)(d + n / SP_QK);
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (int64_t b0 = 0; b0 < n / SP_QK; b0 += CHUNK) {
+        int64_t m = n / SP_QK - b0 < CHUNK ? n / SP_QK - b0 : CHUNK;
+        sp_quant_act_q8_0_avx2(x + b0 * SP_QK, tmp, m * SP_QK);
+        for (int64_t b = 0; b < m; b++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)tmp[b].qs);
+            _mm256_storeu_si256((__m256i *)(qs + (b0 + b) * SP_QK), q);
+            d[b0 + b] = _cvtsh_ss(tmp[b].d);
+            /* sum of 32 int8: maddubs by ones pairs them, madd widens */
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, q), _mm256_set1_epi16(1));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+            h = _mm_add_epi32(h, _mm_unpackhi_epi64(h, h));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+            s[b0 + b] = _mm_cvtsi128_si32(h);
+        }
+    }
+}
+
+/* Row sums of one Q4_0 block for the 8 rows of a group, offset -8 applied:
+ * sum_j u_j y_j - 8 sum_j y_j. The 8 vpmaddubsw results are added in int16:
+ * each lane pair is at most 8 * 2 * 15 * 127 = 30480 in magnitude. */
+static inline __m256i block_q4_0(const uint8_t *q, const int8_t *y, const int32_t *s) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256i acc = _mm256_setzero_si256();
+    for (int k = 0; k < 4; k++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * k));
+        __m256i lo = _mm256_and_si256(v, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(lo, bcast4(y + 4 * k)));
+        acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(hi, bcast4(y + 16 + 4 * k)));
+    }
+    __m256i s32 = _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
+    return _mm256_sub_epi32(s32, _mm256_set1_epi32(8 * *s));
+}
+
+/* Row sums of one Q8_0 block: |w| * (y with w's sign), each chunk widened
+ * to int32 on its own (two int16 pair sums could reach 2 * 32258). */
+static inline __m256i block_q8_0(const uint8_t *q, const int8_t *y) {
+    __m256i acc = _mm256_setzero_si256();
+    const __m256i one = _mm256_set1_epi16(1);
+    for (int k = 0; k < 8; k++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * k));
+        __m256i p =
+            _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(bcast4(y + 4 * k), w));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, one));
+    }
+    return acc;
+}
+
+/* y[r] += sum_b d_r,b * d_y,b * S_r,b with two accumulators (FMA latency). */
+static inline __attribute__((always_inline)) void gemv8(int64_t n, const void *group,
+                                                        const void *xa, float *y, int q8) {
+    int64_t nb = n / SP_QK;
+    size_t qb = q8 ? 256 : 128;
+    const uint8_t *q = group;
+    const __m128i *wd = (const __m128i *)(q + (size_t)nb * qb);
+    const int8_t *yq = xa;
+    const float *yd = sp_pk_act_d(xa, n);
+    const int32_t *ys = sp_pk_act_s(xa, n);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        __m256i s0 = q8 ? block_q8_0(q + b * qb, yq + b * SP_QK)
+                        : block_q4_0(q + b * qb, yq + b * SP_QK, ys + b);
+        __m256i s1 = q8 ? block_q8_0(q + (b + 1) * qb, yq + (b + 1) * SP_QK)
+                        : block_q4_0(q + (b + 1) * qb, yq + (b + 1) * SP_QK, ys + b + 1);
+        __m256 d0 =
+            _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(wd + b)), _mm256_broadcast_ss(yd + b));
+        __m256 d1 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(wd + b + 1)),
+                                  _mm256_broadcast_ss(yd + b + 1));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), d1, acc1);
+    }
+    if (b < nb) {
+        __m256i s0 = q8 ? block_q8_0(q + b * qb, yq + b * SP_QK)
+                        : block_q4_0(q + b * qb, yq + b * SP_QK, ys + b);
+        __m256 d0 =
+            _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(wd + b)), _mm256_broadcast_ss(yd + b));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, acc0);
+    }
+    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), _mm256_add_ps(acc0, acc1)));
+}
+
+static void gemv8_q4_0(int64_t n, const void *group, const void *xa, float *y) {
+    gemv8(n, group, xa, y, 0);
+}
+static void gemv8_q8_0(int64_t n, const void *group, const void *xa, float *y) {
+    gemv8(n, group, xa, y, 1);
+}
+
+static const sp_quant_packed_kernels pk_q4_0 = {sp_pk_act_bytes, sp_pk_prep_avx2, gemv8_q4_0};
+static const sp_quant_packed_kernels pk_q8_0 = {sp_pk_act_bytes, sp_pk_prep_avx2, gemv8_q8_0};
+
+const sp_quant_packed_kernels *sp_quant_packed_avx2_table(sp_dtype t) {
+    return t == SP_Q4_0 ? &pk_q4_0 : t == SP_Q8_0 ? &pk_q8_0 : NULL;
+}
