@@ -2,6 +2,8 @@
 # Installs every Debian package Spindle's build and tests need. Idempotent:
 # does nothing when all are present; runs apt-get update once otherwise.
 set -euo pipefail
+# clang only recommends libclang-rt-14-dev (libFuzzer, the sanitizer
+# runtimes), and recommends are not installed: `make fuzz-ci` needs it.
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libxxhash-dev python3)
 # Node.js (e2e tests with the openai npm client) ships with the machine image;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "chat/toolcall.h"
@@ -38,6 +39,8 @@ static void usage(FILE *f) {
             "  --idle-timeout S      close connections silent for S seconds (default 600)\n"
             "  --cors [ORIGIN]       send CORS headers (default origin *)\n"
             "  --grace SECONDS       shutdown grace period (default 10)\n"
+            "  --watchdog SECONDS    exit (status 4) when one engine step runs longer\n"
+            "                        (default 120; 0: off)\n"
             "  --log-level debug|info|warn|error\n");
 }
 
@@ -161,6 +164,9 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         } else if (!strcmp(f, "--idle-timeout")) {
             NEED_VALUE();
             if (parse_int(f, v, 1, &a->srv.idle_timeout_s)) return -1;
+        } else if (!strcmp(f, "--watchdog")) {
+            NEED_VALUE();
+            if (parse_int(f, v, 0, &a->eng.watchdog_s)) return -1;
         } else if (!strcmp(f, "--grace")) {
             NEED_VALUE();
             if (parse_int(f, v, 0, &a->grace_s)) return -1;
@@ -226,8 +232,12 @@ static int parse_args(int argc, char **argv, serve_args *a) {
     return 0;
 }
 
+/* Exit status when the watchdog finds the engine thread hung. */
+#define EXIT_HUNG 4
+
 /* Waits for SIGINT/SIGTERM, watching the engine: a failed load ends the
- * process with status 1. Returns the exit status. */
+ * process with status 1, a dead engine thread with 3, a hung one with
+ * EXIT_HUNG. Returns the exit status. */
 static int wait_for_signal(sp_engine *e, const sigset_t *set) {
     int announced = 0;
     for (;;) {
@@ -255,6 +265,12 @@ static int wait_for_signal(sp_engine *e, const sigset_t *set) {
             struct timespec linger = {1, 0};
             (void)sigtimedwait(set, NULL, &linger);
             return 3;
+        }
+        if (st == SP_ENGINE_HUNG) {
+            SP_ERROR("%s; /health answers 503; exiting in 1 s", err.msg);
+            struct timespec linger = {1, 0};
+            (void)sigtimedwait(set, NULL, &linger);
+            return EXIT_HUNG;
         }
     }
 }
@@ -291,6 +307,13 @@ int cmd_serve(int argc, char **argv) {
     SP_INFO("listening on http://%s:%d (model id '%s')", a.srv.host, sp_server_port(srv), id);
     int rc = wait_for_signal(e, &set);
     sp_server_quiesce(srv);
+    if (rc == EXIT_HUNG) {
+        /* the engine thread cannot be joined, and handlers waiting on its
+         * events would keep the daemon from stopping: leave without the
+         * orderly shutdown (the exit status tells a supervisor to restart) */
+        fflush(NULL);
+        _exit(EXIT_HUNG);
+    }
     sp_engine_stop(e, a.grace_s * 1000);
     sp_server_stop(srv);
     sp_engine_free(e);

@@ -86,6 +86,16 @@ void sp_blocks_unreserve(sp_blocks *b, int n) {
     if (b->n_reserved < 0) b->n_reserved = 0;
 }
 
+void sp_blocks_reserve_force(sp_blocks *b, int n) {
+    b->n_reserved += n;
+}
+
+int sp_blocks_window_bound(int window, int block_size, int chunk) {
+    if (chunk < 1) chunk = 1;
+    /* positions [n+1-w, n+chunk-1] span at most this many blocks */
+    return (chunk + window - 2) / block_size + 2;
+}
+
 static void lru_remove(sp_blocks *b, int32_t id) {
     block *k = &b->blk[id];
     if (k->lru_prev >= 0)

@@ -28,6 +28,17 @@ int sp_blocks_available(const sp_blocks *b);
  * never runs out mid-generation). Returns 0, or -1 if not enough. */
 int sp_blocks_reserve(sp_blocks *b, int n);
 void sp_blocks_unreserve(sp_blocks *b, int n);
+/* Reserves without checking: for a caller that bounds what all its users
+ * can ever hold at once (the sliding-window group: a sequence that releases
+ * a block out of its window takes the promise back, even while another
+ * sequence still shares that block, so availability may dip below zero
+ * only by blocks that the caller's own admission bound already covers). */
+void sp_blocks_reserve_force(sp_blocks *b, int n);
+/* Blocks a sequence of the sliding-window group holds at once at most, with
+ * window w (largest over its layers), block size bs and at most `chunk`
+ * new tokens per step: after a step it keeps the blocks from the one holding
+ * position n+1-w on; a step then adds up to `chunk` positions. */
+int sp_blocks_window_bound(int window, int block_size, int chunk);
 /* Takes one reserved block (refcount 1): from the free list, else evicts the
  * least recently used cached block from the index. -1 if none (a bug). */
 int32_t sp_blocks_alloc(sp_blocks *b);

@@ -36,6 +36,12 @@ void sp_engine_opts_default(sp_engine_opts *o) {
     o->parallel = 4;
     o->prefill_chunk = 256;
     o->queue_size = 64;
+    /* A step is at most prefill_chunk prompt tokens plus one token per
+     * running sequence: ~2 x parameters x 256 FLOPs, about 4 TFLOPs for an 8B
+     * model, i.e. seconds on a server CPU and up to about a minute on a small
+     * one. 120 s leaves that headroom and still turns a hang into a restart
+     * within two minutes (docs/errors.md). */
+    o->watchdog_s = 120;
 }
 
 static void set_state(sp_engine *e, sp_engine_state s) {
@@ -101,34 +107,6 @@ static void collect_eos(sp_engine *e, const sp_model_desc *d) {
     e->info.n_eos = n;
 }
 
-static sp_status size_kv(sp_engine *e, const sp_model_desc *d, sp_error *err) {
-    ENGINE_OWNED(e);
-    int bs = e->opts.block_size;
-    int ctx = e->opts.ctx_size;
-    if (ctx <= 0) ctx = d->max_pos > 0 ? d->max_pos : 2048;
-    if (ctx > 8192 && e->opts.ctx_size <= 0) ctx = 8192;
-    int per_seq = (ctx + bs - 1) / bs;
-    int n_blocks;
-    if (e->opts.kv_memory > 0) {
-        uint64_t per_block = sp_kv_bytes_per_block(e->model, bs);
-        n_blocks = (int)(e->opts.kv_memory / (per_block ? per_block : 1));
-        if (n_blocks < per_seq)
-            return sp_fail(err, SP_EINVAL,
-                           "--kv-memory %llu bytes holds %d blocks of %d tokens, fewer than one "
-                           "sequence of --ctx-size %d needs (%d)",
-                           (unsigned long long)e->opts.kv_memory, n_blocks, bs, ctx, per_seq);
-    } else {
-        n_blocks = per_seq * e->opts.parallel;
-    }
-    SP_TRY(sp_kv_create(&e->kv, e->model, n_blocks, bs, err));
-    e->blocks = sp_blocks_new(n_blocks, bs);
-    if (!e->blocks) return sp_fail(err, SP_ENOMEM, "KV block manager: out of memory");
-    e->info.ctx_size = ctx;
-    e->info.n_blocks = n_blocks;
-    e->info.block_size = bs;
-    return SP_OK;
-}
-
 static sp_status alloc_scratch(sp_engine *e, int vocab) {
     ENGINE_OWNED(e);
     int p = e->opts.parallel;
@@ -156,7 +134,7 @@ static sp_status engine_load(sp_engine *e, sp_error *err) {
             d->n_layers, d->vocab, (sp_now_ms() - t0) / 1e3);
     SP_TRY(load_tokenizer(e, err));
     SP_TRY(load_template(e, err));
-    SP_TRY(size_kv(e, d, err));
+    SP_TRY(sp_engine_size_kv(e, d, err));
     if (alloc_scratch(e, d->vocab) != SP_OK)
         return sp_fail(err, SP_ENOMEM, "engine scratch: out of memory");
     collect_eos(e, d);
@@ -172,6 +150,7 @@ static sp_status engine_load(sp_engine *e, sp_error *err) {
     e->info.model_path = e->model_path;
     pthread_mutex_lock(&e->stats_mu);
     e->stats.kv_blocks_total = e->stats.kv_blocks_free = e->info.n_blocks;
+    e->stats.kv_swa_blocks_total = e->info.n_swa_blocks;
     pthread_mutex_unlock(&e->stats_mu);
     SP_INFO("ready in %.1f s: context %d tokens, %d KV blocks of %d tokens, %d parallel",
             (sp_now_ms() - t0) / 1e3, e->info.ctx_size, e->info.n_blocks, e->info.block_size,
@@ -186,6 +165,8 @@ static void engine_unload(sp_engine *e) {
     sp_sched_free(e);
     sp_blocks_free(e->blocks);
     e->blocks = NULL;
+    sp_blocks_free(e->swa_blocks);
+    e->swa_blocks = NULL;
     sp_kv_free(e->kv);
     e->kv = NULL;
     sp_model_free(e->model);
@@ -265,6 +246,8 @@ sp_status sp_engine_start(sp_engine **out, const sp_engine_opts *opts, sp_error 
     pthread_cond_init(&e->cv, NULL);
     pthread_mutex_init(&e->stats_mu, NULL);
     atomic_init(&e->next_id, 1);
+    atomic_init(&e->hb_step_start, 0);
+    atomic_init(&e->hb_steps, 0);
     e->state = SP_ENGINE_LOADING;
     int rc = pthread_create(&e->thread, NULL, engine_main, e);
     if (rc != 0) {
@@ -277,11 +260,28 @@ sp_status sp_engine_start(sp_engine **out, const sp_engine_opts *opts, sp_error 
     return SP_OK;
 }
 
+/* The watchdog: 1 if the engine thread has been inside one step for longer
+ * than opts.watchdog_s (it has work, but makes no progress). Reads only the
+ * heartbeat atomics. */
+static int engine_hung(sp_engine *e, sp_error *err) {
+    if (e->opts.watchdog_s <= 0) return 0;
+    long long t0 = atomic_load_explicit(&e->hb_step_start, memory_order_relaxed);
+    if (t0 == 0) return 0;
+    double secs = (sp_now_ms() - (double)t0) / 1e3;
+    if (secs <= e->opts.watchdog_s) return 0;
+    unsigned long long done = atomic_load_explicit(&e->hb_steps, memory_order_relaxed);
+    sp_fail(err, SP_EINTERNAL,
+            "the engine thread hangs: step %llu has run for %.0f s, longer than --watchdog %d s",
+            done + 1, secs, e->opts.watchdog_s);
+    return 1;
+}
+
 sp_engine_state sp_engine_get_state(sp_engine *e, sp_error *err) {
     pthread_mutex_lock(&e->mu);
     sp_engine_state s = e->state;
     if ((s == SP_ENGINE_FAILED || (s == SP_ENGINE_STOPPED && e->died)) && err) *err = e->load_err;
     pthread_mutex_unlock(&e->mu);
+    if (s == SP_ENGINE_READY && engine_hung(e, err)) s = SP_ENGINE_HUNG;
     return s;
 }
 

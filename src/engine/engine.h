@@ -22,6 +22,7 @@
 
 #include "base/status.h"
 #include "chat/template.h"
+#include "engine/constrain.h"
 #include "engine/sampling.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -39,6 +40,7 @@ typedef struct sp_engine_opts {
     int prefill_chunk;  /* prompt tokens per step over all sequences (default 256) */
     int queue_size;     /* max waiting requests (default 64) */
     const char *chat_template_file; /* overrides the model's template */
+    int watchdog_s; /* a step running longer than this means the engine thread hangs (0: off) */
 } sp_engine_opts;
 
 void sp_engine_opts_default(sp_engine_opts *o);
@@ -48,6 +50,7 @@ typedef enum sp_engine_state {
     SP_ENGINE_READY,
     SP_ENGINE_FAILED,  /* load failed: see the error */
     SP_ENGINE_STOPPED, /* stopped, or the thread died (not asked to stop) */
+    SP_ENGINE_HUNG,    /* READY, but one step has run past opts.watchdog_s: see the error */
 } sp_engine_state;
 
 /* What the HTTP side needs after READY. Everything here is immutable and
@@ -59,7 +62,8 @@ typedef struct sp_engine_info {
     const char *bos_token, *eos_token; /* strings for templates ("" if none) */
     int vocab;
     int ctx_size;
-    int n_blocks, block_size;
+    int n_blocks, block_size;     /* n_blocks: KV blocks of every group with layers */
+    int swa_window, n_swa_blocks; /* the sliding-window group (0, 0: none) */
     int parallel;
     const int32_t *eos_ids;
     int n_eos;
@@ -95,6 +99,9 @@ typedef struct sp_request_params {
     int ignore_eos;
     int logprobs;     /* report the chosen token's logprob */
     int top_logprobs; /* 0..SP_MAX_TOP_LOGPROBS */
+    /* tool_choice enforcement (constrain.h); copied; NULL: no constraint */
+    const sp_tool_constraint *constraint;
+    int keep_special; /* the text keeps special tokens (stop strings see them too) */
 } sp_request_params;
 
 #define SP_MAX_TOP_LOGPROBS 20
@@ -161,7 +168,10 @@ typedef struct sp_engine_stats {
     uint64_t generated_tokens;
     uint64_t steps;
     int running, waiting;
+    /* kv_blocks_*: all groups that hold K/V together; kv_swa_*: the
+     * sliding-window group alone (peak: most blocks used at once). */
     int kv_blocks_total, kv_blocks_used, kv_blocks_cached, kv_blocks_free;
+    int kv_swa_blocks_total, kv_swa_blocks_used, kv_swa_blocks_cached, kv_swa_blocks_peak;
     sp_hist ttft, itl; /* time to first token, inter-token latency */
 } sp_engine_stats;
 

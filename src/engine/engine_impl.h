@@ -49,6 +49,8 @@ struct sp_request {
     int n_stop;
     int ignore_eos;
     int logprobs, top_logprobs;
+    sp_tool_constraint *constraint; /* NULL: free output */
+    int keep_special;
     double t_submit;
 
     struct sp_request *next_queued; /* engine queue link (under engine mu) */
@@ -91,6 +93,15 @@ struct sp_engine {
     sp_model *model;
     sp_kv *kv;
     sp_blocks *blocks;
+    /* The sliding-window group (kvsize.c): its own pool and prefix index, or
+     * NULL when the model has none. A sequence keeps only the blocks its
+     * window still reaches, so it never holds more than swa_bound; admission
+     * keeps the sum of running sequences' bounds (swa_committed) within the
+     * pool. full_real: the full-attention group has layers (without, its
+     * blocks are bookkeeping only: they still carry the prefix index). */
+    sp_blocks *swa_blocks;
+    int swa_window, swa_bound, swa_committed, swa_peak;
+    int full_real;
     seq **running;
     int n_running;
     float *logits;
@@ -99,17 +110,39 @@ struct sp_engine {
     float *row_copy;
     sp_seq_input *inputs;
     seq **batch;
-    unsigned char *failed; /* per batch entry: its forward failed */
+    unsigned char *failed;     /* per batch entry: its forward failed */
+    sp_cons_vocab *cons_vocab; /* token texts, built for the first constrained request */
+
+    /* the watchdog's heartbeat: written by the engine thread around every
+     * step, read by sp_engine_get_state from any thread. Atomics, no lock, so
+     * the step loop never waits for a reader. */
+    atomic_llong hb_step_start; /* sp_now_ms() when the running step began; 0 between steps */
+    atomic_ullong hb_steps;     /* steps completed */
 
     /* stats: written by the engine thread, read by anyone, under stats_mu */
     pthread_mutex_t stats_mu;
     sp_engine_stats stats;
 };
 
+/* Heartbeat (engine thread): a step begins / ends. Relaxed order is enough:
+ * the reader only compares a timestamp against a limit of seconds. */
+static inline void sp_hb_step_begin(sp_engine *e) {
+    long long now = (long long)sp_now_ms();
+    atomic_store_explicit(&e->hb_step_start, now > 0 ? now : 1, memory_order_relaxed);
+}
+
+static inline void sp_hb_step_end(sp_engine *e) {
+    atomic_store_explicit(&e->hb_step_start, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->hb_steps, 1, memory_order_relaxed);
+}
+
 /* The engine thread's main loop after a successful load (sched.c). Returns
  * SP_OK after a requested stop; anything else means the loop cannot go on
  * (the engine thread dies: err says why). */
 sp_status sp_sched_run(sp_engine *e, sp_error *err);
+/* Sizes and creates the KV cache and block pools for the loaded model
+ * (kvsize.c); fills info.ctx_size, n_blocks, block_size, swa_*. */
+sp_status sp_engine_size_kv(sp_engine *e, const sp_model_desc *d, sp_error *err);
 /* Frees the scheduler's sequences and scratch (engine thread). */
 void sp_sched_free(sp_engine *e);
 void sp_hist_add(sp_hist *h, double seconds);

@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
 
 static int parse_long(const char *s, size_t n, long lo, long *out) {
     char buf[32];
@@ -25,6 +28,9 @@ static sp_status parse_entry(const char *s, size_t n, sp_fault *f, sp_error *err
     long x;
     if (klen == 22 && !memcmp(s, "engine_die_after_steps", klen) && !parse_long(v, vlen, 1, &x))
         f->die_after_steps = x;
+    else if (klen == 23 && !memcmp(s, "engine_hang_after_steps", klen) &&
+             !parse_long(v, vlen, 1, &x))
+        f->hang_after_steps = x;
     else if (klen == 18 && !memcmp(s, "forward_fail_token", klen) && !parse_long(v, vlen, 0, &x))
         f->forward_fail_token = (int32_t)x;
     else if (klen == 16 && !memcmp(s, "nan_logits_token", klen) && !parse_long(v, vlen, 0, &x))
@@ -32,7 +38,8 @@ static sp_status parse_entry(const char *s, size_t n, sp_fault *f, sp_error *err
     else
         return sp_fail(err, SP_EINVAL,
                        "%s: cannot use '%.*s' (expected engine_die_after_steps=N, "
-                       "forward_fail_token=ID or nan_logits_token=ID)",
+                       "engine_hang_after_steps=N, forward_fail_token=ID or "
+                       "nan_logits_token=ID)",
                        SP_FAULT_ENV, (int)n, s);
     return SP_OK;
 }
@@ -53,7 +60,8 @@ sp_status sp_fault_parse(const char *spec, sp_fault *f, sp_error *err) {
 }
 
 int sp_fault_any(const sp_fault *f) {
-    return f->die_after_steps > 0 || f->forward_fail_token >= 0 || f->nan_logits_token >= 0;
+    return f->die_after_steps > 0 || f->hang_after_steps > 0 || f->forward_fail_token >= 0 ||
+           f->nan_logits_token >= 0;
 }
 
 int sp_fault_has_token(const int32_t *tokens, int n, int32_t id) {
@@ -61,4 +69,9 @@ int sp_fault_has_token(const int32_t *tokens, int n, int32_t id) {
     for (int i = 0; i < n; i++)
         if (tokens[i] == id) return 1;
     return 0;
+}
+
+void sp_fault_hang(const char *what, long n) {
+    SP_WARN("injected fault: %s=%ld: the engine thread hangs now", what, n);
+    for (;;) sleep(3600);
 }

@@ -40,6 +40,8 @@ sp_request *sp_request_new(const sp_request_params *p, uint64_t id) {
     r->ignore_eos = p->ignore_eos;
     r->logprobs = p->logprobs;
     r->top_logprobs = p->top_logprobs;
+    r->keep_special = p->keep_special;
+    if (p->constraint && !(r->constraint = sp_tool_constraint_copy(p->constraint))) goto fail;
     r->t_submit = sp_now_ms();
     return r;
 fail:
@@ -58,6 +60,7 @@ static void request_free(sp_request *r) {
     for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
     free(r->stop);
     free(r->bias);
+    free(r->constraint);
     free(r->prompt);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);

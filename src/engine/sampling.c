@@ -167,6 +167,38 @@ int32_t sp_sample(float *logits, int vocab, const sp_sampling *s, sp_rng *rng,
     return cand[n - 1].id;
 }
 
+#define SP_ALLOW_TRIES 8
+
+int32_t sp_sample_allowed(float *logits, int vocab, const sp_sampling *s, sp_rng *rng,
+                          sp_token_prob *cand, const sp_token_filter *f) {
+    /* top_k / top_p / min_p apply to the allowed tokens: masking refused
+     * draws one by one would truncate over tokens not yet known to be
+     * refused, so truncating samplers mask first */
+    int truncates = s->temperature > 0.0f && s->top_k != 1 &&
+                    (s->top_k > 0 || s->top_p < 1.0f || s->min_p > 0.0f);
+    for (int t = 0; t < (truncates ? 0 : SP_ALLOW_TRIES); t++) {
+        int32_t tok = sp_sample(logits, vocab, s, rng, cand);
+        if (logits[tok] == -INFINITY) return -1; /* everything masked */
+        if (f->allow(f->ctx, tok)) return tok;
+        logits[tok] = -INFINITY;
+    }
+    int any = 0;
+    if (f->mask) {
+        any = f->mask(f->ctx, logits, vocab) > 0;
+    } else {
+        for (int i = 0; i < vocab; i++) {
+            if (logits[i] == -INFINITY) continue;
+            if (f->allow(f->ctx, i))
+                any = 1;
+            else
+                logits[i] = -INFINITY;
+        }
+    }
+    if (!any) return -1;
+    int32_t tok = sp_sample(logits, vocab, s, rng, cand);
+    return logits[tok] == -INFINITY ? -1 : tok;
+}
+
 static double log_sum_exp(const float *x, int n, float *max_out) {
     float mx = x[0];
     for (int i = 1; i < n; i++)

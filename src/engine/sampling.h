@@ -54,6 +54,25 @@ void sp_apply_penalties(float *logits, int vocab, const sp_sampling *s, const in
  * scratch. logits are clobbered. */
 int32_t sp_sample(float *logits, int vocab, const sp_sampling *s, sp_rng *rng, sp_token_prob *cand);
 
+/* A constraint on the next token (engine/constrain.h): allow says whether
+ * id may come; mask sets the logit of every refused token to -inf (one pass,
+ * faster than asking allow for each) and returns how many are allowed. */
+typedef struct sp_token_filter {
+    int (*allow)(void *ctx, int32_t id);
+    int (*mask)(void *ctx, float *logits, int vocab);
+    void *ctx;
+} sp_token_filter;
+
+/* sp_sample restricted to the tokens the filter allows, as if every refused
+ * token were masked (-inf) before sampling (top_k / top_p / min_p then apply
+ * to the allowed tokens). Greedy, and sampling without truncation, draw and
+ * when the draw is refused mask that token and draw again (exact: greedy
+ * takes the most likely allowed token); after a few refusals, or at once
+ * with truncation, every refused token is masked in one pass. Returns -1 if
+ * no token is allowed. logits are clobbered. */
+int32_t sp_sample_allowed(float *logits, int vocab, const sp_sampling *s, sp_rng *rng,
+                          sp_token_prob *cand, const sp_token_filter *f);
+
 /* log_softmax(logits)[id], and the n_top most likely tokens with their
  * log-probabilities (highest first, ties: lowest id). Does not modify logits. */
 float sp_logprob_of(const float *logits, int vocab, int32_t id);

@@ -25,6 +25,11 @@ struct seq {
     int32_t *table; /* KV blocks: positions [i*bs, (i+1)*bs) */
     int n_table;
     int reserved; /* blocks promised but not yet allocated */
+    /* sliding-window group (e->swa_blocks): the same positions, but entries
+     * before swa_lo are released (-1); swa_held + swa_reserved == swa_charge */
+    int32_t *swa;
+    int n_swa, swa_lo;
+    int swa_reserved, swa_charge;
     uint64_t key; /* chain key of the last published block */
     int n_published;
     sp_rng rng;
@@ -34,13 +39,17 @@ struct seq {
     double t_admit, t_first_token, t_last_token;
     int got_first;
     int n_pushed; /* tokens given to the detokenizer */
+    /* tool_choice constraint (constrain.h); NULL: none */
+    sp_cons *cons;
 };
 
 static void seq_free(seq *s) {
     if (!s) return;
     sp_detok_free(s->detok);
+    sp_cons_free(s->cons);
     free(s->tokens);
     free(s->table);
+    free(s->swa);
     free(s->held);
     free(s);
 }
@@ -53,6 +62,8 @@ static void publish_blocks(sp_engine *e, seq *s) {
         const int32_t *t = s->tokens + (size_t)s->n_published * bs;
         s->key = sp_blocks_key(s->key, t, bs);
         sp_blocks_publish(e->blocks, s->table[s->n_published], s->key, t);
+        if (e->swa_blocks && s->swa[s->n_published] >= 0)
+            sp_blocks_publish(e->swa_blocks, s->swa[s->n_published], s->key, t);
         s->n_published++;
     }
 }
@@ -63,6 +74,38 @@ static void release_blocks(sp_engine *e, seq *s) {
     s->n_table = 0;
     sp_blocks_unreserve(e->blocks, s->reserved);
     s->reserved = 0;
+    if (!e->swa_blocks) return;
+    for (int i = s->swa_lo; i < s->n_swa; i++)
+        if (s->swa[i] >= 0) sp_blocks_unref(e->swa_blocks, s->swa[i]);
+    s->swa_lo = s->n_swa = 0;
+    sp_blocks_unreserve(e->swa_blocks, s->swa_reserved);
+    s->swa_reserved = 0;
+    e->swa_committed -= s->swa_charge;
+    s->swa_charge = 0;
+}
+
+/* The first block the window of the token at pos reaches back into. */
+static int swa_first(const sp_engine *e, int pos) {
+    int from = pos + 1 - e->swa_window;
+    return from > 0 ? from / e->info.block_size : 0;
+}
+
+/* Releases the sliding-group blocks that no later token can read: the
+ * next token (position n_computed) reads from swa_first(n_computed) on.
+ * Each release takes its promise back (see blocks.h, reserve_force), so
+ * the sequence can allocate the blocks its window moves into. */
+static void swa_trim(sp_engine *e, seq *s) {
+    ENGINE_OWNED(e);
+    if (!e->swa_blocks) return;
+    int lo = swa_first(e, s->n_computed);
+    for (; s->swa_lo < lo && s->swa_lo < s->n_swa; s->swa_lo++) {
+        int32_t *id = &s->swa[s->swa_lo];
+        if (*id < 0) continue;
+        sp_blocks_unref(e->swa_blocks, *id);
+        *id = -1;
+        sp_blocks_reserve_force(e->swa_blocks, 1);
+        s->swa_reserved++;
+    }
 }
 
 static void finish_request(sp_request *r, sp_event *ev) {
@@ -104,24 +147,88 @@ static void reject_queued(sp_engine *e, sp_request *r, sp_finish_reason why, con
     finish_request(r, &ev);
 }
 
+/* The longest hit of at most k blocks that the sliding group can serve:
+ * computing from position h*bs on needs its blocks [swa_first(h*bs), h),
+ * not the older ones (released blocks are usually gone). Takes references
+ * on them; returns h. keys[j]: chain key of block j. */
+static int match_sliding(sp_engine *e, seq *s, const uint64_t *keys, int k) {
+    ENGINE_OWNED(e);
+    int bs = e->info.block_size;
+    while (k > 0) {
+        int lo = swa_first(e, k * bs), j = lo;
+        for (; j < k; j++) {
+            int32_t id = sp_blocks_lookup(e->swa_blocks, keys[j], s->tokens + (size_t)j * bs);
+            if (id < 0) break;
+            s->swa[j] = id;
+        }
+        if (j == k) {
+            s->swa_lo = lo;
+            s->n_swa = k;
+            return k;
+        }
+        for (int i = lo; i < j; i++) {
+            sp_blocks_unref(e->swa_blocks, s->swa[i]);
+            s->swa[i] = -1;
+        }
+        k = j; /* every hit longer than j needs block j */
+    }
+    return 0;
+}
+
 /* Looks up the prompt's full blocks in the prefix index. At least one prompt
- * token is always left to compute: its logits start the generation. */
+ * token is always left to compute: its logits start the generation. With a
+ * sliding group, a hit counts only as far as both groups can serve it. */
 static void match_prefix(sp_engine *e, seq *s) {
     ENGINE_OWNED(e);
     int bs = e->info.block_size;
     int max_blocks = (s->n_prompt - 1) / bs;
-    uint64_t key = 0;
+    uint64_t key = 0, *keys = malloc((size_t)(max_blocks > 0 ? max_blocks : 1) * sizeof *keys);
+    if (!keys) max_blocks = 0; /* no reuse beats failing the request */
     for (int i = 0; i < max_blocks; i++) {
         const int32_t *t = s->tokens + (size_t)i * bs;
-        uint64_t k = sp_blocks_key(key, t, bs);
-        int32_t id = sp_blocks_lookup(e->blocks, k, t);
+        keys[i] = sp_blocks_key(key, t, bs);
+        int32_t id = sp_blocks_lookup(e->blocks, keys[i], t);
         if (id < 0) break;
         s->table[s->n_table++] = id;
-        key = k;
+        key = keys[i];
     }
+    if (e->swa_blocks) {
+        int hit = match_sliding(e, s, keys, s->n_table);
+        while (s->n_table > hit) sp_blocks_unref(e->blocks, s->table[--s->n_table]);
+        key = hit > 0 ? keys[hit - 1] : 0;
+    }
+    free(keys);
     s->key = key;
     s->n_published = s->n_table;
     s->n_cached = s->n_computed = s->n_table * bs;
+}
+
+/* Reserves the sequence's blocks: its whole budget in the full group; in
+ * the sliding group its window bound (its charge), minus what the prefix
+ * hit already holds. Returns 0, or -1 if they do not fit now. */
+static int reserve_blocks(sp_engine *e, seq *s, int need) {
+    ENGINE_OWNED(e);
+    if (sp_blocks_reserve(e->blocks, need - s->n_table) != 0) return -1;
+    s->reserved = need - s->n_table;
+    if (!e->swa_blocks) return 0;
+    int held = s->n_swa - s->swa_lo;
+    if (sp_blocks_reserve(e->swa_blocks, s->swa_charge - held) != 0) return -1;
+    s->swa_reserved = s->swa_charge - held;
+    return 0;
+}
+
+/* The request's tool-call constraint; the token texts it checks are built
+ * once, on the first constrained request. NULL on out of memory. */
+static sp_cons *cons_new(sp_engine *e, sp_request *r) {
+    ENGINE_OWNED(e);
+    if (!e->cons_vocab) {
+        double t0 = sp_now_ms();
+        e->cons_vocab = sp_cons_vocab_new(e->tok);
+        if (!e->cons_vocab) return NULL;
+        SP_INFO("tool_choice constraint: token texts built in %.0f ms", sp_now_ms() - t0);
+    }
+    return sp_cons_new(r->constraint, e->cons_vocab, e->info.eos_ids, e->info.n_eos,
+                       r->keep_special);
 }
 
 /* Builds a sequence for r if its block budget fits now; NULL if it must
@@ -136,9 +243,11 @@ static seq *seq_admit(sp_engine *e, sp_request *r, int *oom) {
     if (s) {
         s->tokens = malloc((size_t)limit * sizeof *s->tokens);
         s->table = malloc((size_t)need * sizeof *s->table);
-        s->detok = sp_detok_new(e->tok, 1);
+        s->swa = malloc((size_t)need * sizeof *s->swa);
+        s->detok = sp_detok_new(e->tok, !r->keep_special);
+        if (r->constraint) s->cons = cons_new(e, r);
     }
-    if (!s || !s->tokens || !s->table || !s->detok) {
+    if (!s || !s->tokens || !s->table || !s->swa || !s->detok || (r->constraint && !s->cons)) {
         seq_free(s);
         *oom = 1;
         return NULL;
@@ -146,13 +255,23 @@ static seq *seq_admit(sp_engine *e, sp_request *r, int *oom) {
     memcpy(s->tokens, r->prompt, (size_t)r->n_prompt * sizeof *s->tokens);
     s->n_tokens = s->n_prompt = r->n_prompt;
     s->limit = limit;
+    for (int i = 0; i < need; i++) s->swa[i] = -1;
+    if (e->swa_blocks) {
+        /* the running sequences' bounds must all fit the sliding pool */
+        int charge = need < e->swa_bound ? need : e->swa_bound;
+        if (e->swa_committed + charge > sp_blocks_total(e->swa_blocks)) {
+            seq_free(s);
+            return NULL;
+        }
+        s->swa_charge = charge;
+        e->swa_committed += charge;
+    }
     match_prefix(e, s);
-    if (sp_blocks_reserve(e->blocks, need - s->n_table) != 0) {
+    if (reserve_blocks(e, s, need) != 0) {
         release_blocks(e, s);
         seq_free(s);
         return NULL;
     }
-    s->reserved = need - s->n_table;
     s->req = r;
     sp_rng_seed(&s->rng, r->seed);
     s->t_admit = sp_now_ms();
@@ -224,6 +343,12 @@ static int ensure_blocks(sp_engine *e, seq *s, int upto) {
         if (id < 0) return -1;
         s->reserved--;
         s->table[s->n_table++] = id;
+    }
+    while (e->swa_blocks && s->n_swa * bs < upto) {
+        int32_t id = sp_blocks_alloc(e->swa_blocks);
+        if (id < 0) return -1;
+        s->swa_reserved--;
+        s->swa[s->n_swa++] = id;
     }
     return 0;
 }
@@ -320,6 +445,36 @@ static void note_token_time(sp_engine *e, seq *s) {
     s->t_last_token = now;
 }
 
+typedef struct cons_ctx {
+    const sp_cons *cons;
+    int budget; /* tokens left, this one included */
+} cons_ctx;
+
+static int cons_allows(void *ctx, int32_t id) {
+    const cons_ctx *c = ctx;
+    return sp_cons_allows(c->cons, id, c->budget);
+}
+
+static int cons_mask(void *ctx, float *logits, int vocab) {
+    const cons_ctx *c = ctx;
+    return sp_cons_mask(c->cons, logits, vocab, c->budget);
+}
+
+/* Picks the next token; with a constraint, the most likely (greedy) or a
+ * sampled one among the tokens it allows. */
+static int32_t seq_pick(sp_engine *e, seq *s, float *row) {
+    ENGINE_OWNED(e);
+    sp_request *r = s->req;
+    int vocab = e->info.vocab;
+    if (!s->cons) return sp_sample(row, vocab, &r->sampling, &s->rng, e->cand);
+    cons_ctx c = {s->cons, s->limit - s->n_tokens};
+    sp_token_filter f = {cons_allows, cons_mask, &c};
+    int32_t tok = sp_sample_allowed(row, vocab, &r->sampling, &s->rng, e->cand, &f);
+    if (tok < 0) tok = e->info.n_eos ? e->info.eos_ids[0] : 0; /* nothing fits: end */
+    sp_cons_accept(s->cons, tok);
+    return tok;
+}
+
 /* Samples the next token of running[i] from its logits row and streams it.
  * Returns 1 if the sequence finished (and was removed). */
 static int seq_sample(sp_engine *e, int i, float *row) {
@@ -334,16 +489,16 @@ static int seq_sample(sp_engine *e, int i, float *row) {
         /* logprobs describe the model's distribution after bias and
          * penalties, before the sampler's temperature and truncation */
         memcpy(e->row_copy, row, (size_t)vocab * sizeof *row);
-        tok = sp_sample(e->row_copy, vocab, &r->sampling, &s->rng, e->cand);
+        tok = seq_pick(e, s, e->row_copy);
         ev.token = tok;
         fill_logprobs(e, s, row, &ev);
     } else {
-        tok = sp_sample(row, vocab, &r->sampling, &s->rng, e->cand);
+        tok = seq_pick(e, s, row);
         ev.token = tok;
     }
     s->tokens[s->n_tokens++] = tok;
     note_token_time(e, s);
-    if (!r->ignore_eos && is_eos(e, tok)) {
+    if ((!r->ignore_eos || s->cons) && is_eos(e, tok)) {
         seq_end(e, i, SP_FINISH_STOP, 1);
         return 1;
     }
@@ -359,6 +514,10 @@ static int seq_sample(sp_engine *e, int i, float *row) {
     sp_request_push(r, &ev);
     if (stopped) {
         seq_end(e, i, SP_FINISH_STOP, 0);
+        return 1;
+    }
+    if (s->cons && sp_cons_finished(s->cons)) { /* the call is closed: nothing may follow */
+        seq_end(e, i, SP_FINISH_STOP, 1);
         return 1;
     }
     int gen = s->n_tokens - s->n_prompt;
@@ -397,7 +556,9 @@ static int plan_step(sp_engine *e, int *n_logits) {
                                       .pos0 = s->n_computed,
                                       .block_table = s->table,
                                       .n_blocks = s->n_table,
-                                      .want = want};
+                                      .want = want,
+                                      .swa_table = s->swa,
+                                      .n_swa_blocks = s->n_swa};
         e->batch[n++] = s;
         if (want == SP_LOGITS_LAST) (*n_logits)++;
     }
@@ -493,6 +654,8 @@ static int step(sp_engine *e) {
     int n_logits;
     int n = plan_step(e, &n_logits);
     if (n == 0) return 0;
+    if (e->swa_blocks && sp_blocks_used(e->swa_blocks) > e->swa_peak)
+        e->swa_peak = sp_blocks_used(e->swa_blocks);
     memset(e->failed, 0, (size_t)n * sizeof *e->failed);
     sp_error err = {0};
     if (run_forward(e, e->batch, e->inputs, n, e->logits, &err) != SP_OK) {
@@ -507,6 +670,7 @@ static int step(sp_engine *e) {
         if (s->n_computed < s->n_prompt) prefilled += (uint64_t)e->inputs[b].n_tokens;
         s->n_computed += e->inputs[b].n_tokens;
         publish_blocks(e, s);
+        swa_trim(e, s);
     }
     sample_batch(e, n);
     pthread_mutex_lock(&e->stats_mu);
@@ -520,10 +684,23 @@ static void publish_stats(sp_engine *e) {
     ENGINE_OWNED(e);
     pthread_mutex_lock(&e->stats_mu);
     e->stats.running = e->n_running;
-    e->stats.kv_blocks_total = sp_blocks_total(e->blocks);
-    e->stats.kv_blocks_used = sp_blocks_used(e->blocks);
-    e->stats.kv_blocks_cached = sp_blocks_cached(e->blocks);
-    e->stats.kv_blocks_free = e->stats.kv_blocks_total - e->stats.kv_blocks_used;
+    sp_engine_stats *st = &e->stats;
+    st->kv_blocks_total = st->kv_blocks_used = st->kv_blocks_cached = 0;
+    if (e->full_real) { /* else its blocks are bookkeeping only */
+        st->kv_blocks_total = sp_blocks_total(e->blocks);
+        st->kv_blocks_used = sp_blocks_used(e->blocks);
+        st->kv_blocks_cached = sp_blocks_cached(e->blocks);
+    }
+    if (e->swa_blocks) {
+        st->kv_swa_blocks_total = sp_blocks_total(e->swa_blocks);
+        st->kv_swa_blocks_used = sp_blocks_used(e->swa_blocks);
+        st->kv_swa_blocks_cached = sp_blocks_cached(e->swa_blocks);
+        st->kv_swa_blocks_peak = e->swa_peak;
+        st->kv_blocks_total += st->kv_swa_blocks_total;
+        st->kv_blocks_used += st->kv_swa_blocks_used;
+        st->kv_blocks_cached += st->kv_swa_blocks_cached;
+    }
+    st->kv_blocks_free = st->kv_blocks_total - st->kv_blocks_used;
     pthread_mutex_unlock(&e->stats_mu);
 }
 
@@ -552,10 +729,14 @@ sp_status sp_sched_run(sp_engine *e, sp_error *err) {
     ENGINE_OWNED(e);
     long steps = 0;
     while (wait_for_work(e)) {
+        sp_hb_step_begin(e); /* the watchdog measures from here (engine.c) */
         admit(e);
         drop_cancelled(e);
         if (step(e) > 0) steps++;
+        if (e->fault.hang_after_steps > 0 && steps >= e->fault.hang_after_steps)
+            sp_fault_hang("engine_hang_after_steps", e->fault.hang_after_steps);
         publish_stats(e);
+        sp_hb_step_end(e);
         if (e->fault.die_after_steps > 0 && steps >= e->fault.die_after_steps)
             return sp_fail(err, SP_EINTERNAL, "injected fault: engine_die_after_steps=%ld",
                            e->fault.die_after_steps);
@@ -582,6 +763,8 @@ void sp_sched_free(sp_engine *e) {
     free(e->cand);
     free(e->row_copy);
     free(e->failed);
+    sp_cons_vocab_free(e->cons_vocab);
+    e->cons_vocab = NULL;
     e->row_copy = NULL;
     e->failed = NULL;
     e->running = NULL;

@@ -305,6 +305,19 @@ static sp_status list_dir(const char *dir, char ***paths, int *n, sp_error *err)
     return SP_OK;
 }
 
+/* A shard name must stay inside the model directory: not absolute, no ".."
+ * component (a downloaded index must not make the loader open other files). */
+static int shard_name_ok(const char *s) {
+    if (!*s || *s == '/') return 0;
+    while (*s) {
+        size_t n = strcspn(s, "/");
+        if (n == 2 && s[0] == '.' && s[1] == '.') return 0;
+        s += n;
+        if (*s) s++;
+    }
+    return 1;
+}
+
 /* The shard files named by an index's weight_map, in order of first mention. */
 static sp_status index_shards(const json_t *wm, const char *index_path, const char *dir,
                               char ***paths, int *n, sp_error *err) {
@@ -325,6 +338,13 @@ static sp_status index_shards(const json_t *wm, const char *index_path, const ch
             break;
         }
         const char *shard = json_string_value(v);
+        if (!shard_name_ok(shard)) {
+            s = sp_fail(err, SP_EFORMAT,
+                        "%s: weight_map.%s names shard '%s', which is not a file inside the "
+                        "model directory",
+                        index_path, tensor, shard);
+            break;
+        }
         int seen = 0;
         for (int i = 0; i < *n && !seen; i++) seen = strcmp(names[i], shard) == 0;
         if (seen) continue;

@@ -99,6 +99,22 @@ static sp_status scratch_reserve(sp_model *m, int n, int max_blocks, sp_error *e
 
 /* ---- input checks ------------------------------------------------------- */
 
+/* The sliding group's table must hold every block from the first one the
+ * window of position pos0 reaches back into up to the new tokens' last. */
+static sp_status check_swa_table(const sp_kv *kv, const sp_seq_input *q, int si, long need,
+                                 sp_error *err) {
+    if (!kv->sliding) return SP_OK;
+    if (!q->swa_table || need > q->n_swa_blocks)
+        return sp_fail(err, SP_ERANGE, "forward: sequence %d needs %ld sliding-window KV blocks",
+                       si, need);
+    int from = q->pos0 + 1 - kv->swa_window;
+    for (long j = from > 0 ? from / kv->block_size : 0; j < need; j++)
+        if (q->swa_table[j] < 0 || q->swa_table[j] >= kv->n_swa_blocks)
+            return sp_fail(err, SP_ERANGE, "forward: sliding-window block id %d out of range",
+                           q->swa_table[j]);
+    return SP_OK;
+}
+
 static sp_status check_batch(const sp_model *m, const sp_kv *kv, const batch *b, sp_error *err) {
     for (int si = 0; si < b->n_seqs; si++) {
         const sp_seq_input *q = &b->seqs[si];
@@ -112,6 +128,7 @@ static sp_status check_batch(const sp_model *m, const sp_kv *kv, const batch *b,
             if (q->block_table[j] < 0 || q->block_table[j] >= kv->n_blocks)
                 return sp_fail(err, SP_ERANGE, "forward: block id %d out of range",
                                q->block_table[j]);
+        SP_TRY(check_swa_table(kv, q, si, need, err));
         for (int j = 0; j < q->n_tokens; j++)
             if (q->tokens[j] < 0 || q->tokens[j] >= m->d.vocab)
                 return sp_fail(err, SP_ERANGE,
@@ -182,9 +199,13 @@ static void per_layer_inputs(sp_model *m, const batch *b) {
 
 /* ---- attention ------------------------------------------------------------ */
 
-static float *kv_row(float *base, const sp_seq_input *q, int pos, int bs, int stride) {
-    int blk = q->block_table[pos / bs];
-    return base + ((size_t)blk * bs + pos % bs) * stride;
+/* The table of the group that holds layer src's K/V. */
+static const int32_t *layer_table(const sp_kv *kv, const sp_seq_input *q, int src) {
+    return kv->sliding && kv->sliding[src] ? q->swa_table : q->block_table;
+}
+
+static float *kv_row(float *base, const int32_t *table, int pos, int bs, int stride) {
+    return base + ((size_t)table[pos / bs] * bs + pos % bs) * stride;
 }
 
 typedef struct attn_job {
@@ -206,13 +227,15 @@ static void attn_worker(void *ctx, int ith, int nth) {
         int t = item / nkv, g = item % nkv;
         const sp_seq_input *q = &j->b->seqs[s->tok_seq[t]];
         int pos = s->tok_pos[t], nb = pos / bs + 1;
-        for (int bi = 0; bi < nb; bi++) {
-            size_t off = (size_t)q->block_table[bi] * bs * stride + (size_t)g * hd;
+        int begin =
+            L->sliding_window > 0 && pos + 1 > L->sliding_window ? pos + 1 - L->sliding_window : 0;
+        /* blocks before the window are never read (and may be released) */
+        const int32_t *table = layer_table(j->kv, q, src);
+        for (int bi = begin / bs; bi < nb; bi++) {
+            size_t off = (size_t)table[bi] * bs * stride + (size_t)g * hd;
             kb[bi] = j->kv->k[src] + off;
             vb[bi] = j->kv->v[src] + off;
         }
-        int begin =
-            L->sliding_window > 0 && pos + 1 > L->sliding_window ? pos + 1 - L->sliding_window : 0;
         sp_attn_args a = {
             .out = s->att + (size_t)t * qw + (size_t)g * group * hd,
             .q = s->q + (size_t)t * qw + (size_t)g * group * hd,
@@ -259,8 +282,9 @@ static void qkv_finish(sp_model *m, const batch *b, sp_kv *kv, int layer) {
                     r->interleaved);
         const sp_seq_input *sq = &b->seqs[s->tok_seq[t]];
         size_t bytes = (size_t)nkv * hd * sizeof(float);
-        memcpy(kv_row(kv->k[layer], sq, s->tok_pos[t], kv->block_size, nkv * hd), k, bytes);
-        memcpy(kv_row(kv->v[layer], sq, s->tok_pos[t], kv->block_size, nkv * hd), v, bytes);
+        const int32_t *table = layer_table(kv, sq, layer);
+        memcpy(kv_row(kv->k[layer], table, s->tok_pos[t], kv->block_size, nkv * hd), k, bytes);
+        memcpy(kv_row(kv->v[layer], table, s->tok_pos[t], kv->block_size, nkv * hd), v, bytes);
     }
 }
 
@@ -452,6 +476,7 @@ sp_status sp_model_forward(sp_model *m, sp_kv *kv, const sp_seq_input *seqs, int
     for (int i = 0; i < n_seqs; i++) {
         b.n += seqs[i].n_tokens;
         if (seqs[i].n_blocks > max_blocks) max_blocks = seqs[i].n_blocks;
+        if (kv->sliding && seqs[i].n_swa_blocks > max_blocks) max_blocks = seqs[i].n_swa_blocks;
     }
     if (b.n == 0) return SP_OK;
     SP_TRY(check_batch(m, kv, &b, err));

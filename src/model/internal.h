@@ -36,6 +36,11 @@ struct sp_model {
 struct sp_kv {
     int n_blocks, block_size, n_layers;
     float **k, **v; /* per layer: NULL for layers that read another layer's K/V */
+    /* Made by sp_kv_create_groups with a sliding group: per layer, 1 if its
+     * K/V lives in the sliding group (indexed by swa_table, n_swa_blocks
+     * blocks); NULL otherwise (every layer reads block_table). */
+    unsigned char *sliding;
+    int n_swa_blocks, swa_window;
 };
 
 #endif

@@ -42,10 +42,27 @@ int sp_kv_block_size(const sp_kv *kv);
 int sp_kv_n_blocks(const sp_kv *kv);
 uint64_t sp_kv_bytes_per_block(const sp_model *m, int block_size);
 
+/* Sliding-window layers read only the last `window` positions, so their K/V
+ * older than that is dead weight. The K/V a layer owns belongs to the
+ * sliding group when every layer reading it (kv_source) has a sliding
+ * window; the group's window is the largest of those windows. Returns 0
+ * when the model has no sliding group. */
+int sp_model_swa_window(const sp_model *m);
+/* K/V bytes of one block of the full-attention (sliding 0) or the sliding
+ * (sliding 1) group; 0 for a group without layers. */
+uint64_t sp_kv_group_bytes_per_block(const sp_model *m, int block_size, int sliding);
+/* A cache in two groups: full-attention layers get n_full blocks (indexed by
+ * block_table), sliding-group layers n_swa blocks (indexed by swa_table, see
+ * sp_seq_input). Without a sliding group this is sp_kv_create(n_full). */
+sp_status sp_kv_create_groups(sp_kv **out, const sp_model *m, int n_full, int n_swa, int block_size,
+                              sp_error *err);
+
 /* One sequence's part of a batched forward: n_tokens new tokens at positions
  * pos0 .. pos0+n_tokens-1; positions < pos0 are already in its KV blocks.
  * block_table lists the blocks holding positions 0, block_size, 2*block_size...
- * and must cover pos0 + n_tokens. */
+ * and must cover pos0 + n_tokens. With a grouped cache (sp_kv_create_groups)
+ * swa_table does the same for the sliding group, except that entries for
+ * blocks wholly before pos0 + 1 - window (never read again) may be -1. */
 typedef enum sp_logits_want { SP_LOGITS_NONE = 0, SP_LOGITS_LAST, SP_LOGITS_ALL } sp_logits_want;
 
 typedef struct sp_seq_input {
@@ -55,6 +72,8 @@ typedef struct sp_seq_input {
     const int32_t *block_table;
     int n_blocks;
     sp_logits_want want;
+    const int32_t *swa_table; /* grouped caches only */
+    int n_swa_blocks;
 } sp_seq_input;
 
 /* Runs all sequences' new tokens through the decoder as one batch and writes

@@ -3,11 +3,11 @@
  * JSON response (routes.c) and the SSE stream (stream.c), which therefore
  * agree by construction.
  *
- * The text normally comes from the engine (stop strings applied, special
- * tokens dropped). Formats whose markers are special tokens (Gemma 4,
- * Llama 3's <|python_tag|>) need them: then the ids are detokenized here
- * with special tokens kept (EOS never reaches the text: the engine ends the
- * sequence on it without a token event). */
+ * The text comes from the engine (stop strings applied). Formats whose
+ * markers are special tokens (Gemma 4, Llama 3's <|python_tag|>) ask the
+ * engine to keep special tokens in it (g->keep_special; EOS never reaches
+ * the text: the engine ends the sequence on it without a token event). Only
+ * the test hook's forced output is detokenized here. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,11 +21,13 @@ int chatout_init(chatout *c, const gen_req *g, const sp_engine_info *info) {
         c->parser = sp_chat_parser_new(&g->out);
         if (!c->parser) return -1;
     }
-    if (g->keep_special || g->forced) {
+    if (g->forced) {
         c->detok = sp_detok_new(info->tokenizer, !g->keep_special);
         if (!c->detok) return -1;
     }
-    c->want_call = g->tool_choice == TOOL_CHOICE_REQUIRED || g->tool_choice == TOOL_CHOICE_NAMED;
+    c->want_call =
+        (g->tool_choice == TOOL_CHOICE_REQUIRED || g->tool_choice == TOOL_CHOICE_NAMED) &&
+        !g->constraint;
     c->forced = g->forced;
     c->n_forced = g->n_forced;
     return 0;
@@ -92,7 +94,8 @@ void chatout_event(chatout *c, sp_event *ev) {
     }
     if (c->parser) sp_chat_parser_finish(c->parser, &c->evs);
     if (c->want_call && chatout_calls(c) == 0 && ev->reason == SP_FINISH_STOP)
-        SP_WARN("tool_choice asked for a tool call and the model made none (not enforced)");
+        SP_WARN("tool_choice asked for a tool call and the model made none (not enforced for "
+                "this format)");
     if (c->forced && ev->reason == SP_FINISH_LENGTH && c->next >= c->n_forced)
         ev->reason = SP_FINISH_STOP; /* the forced text is the whole answer */
 }

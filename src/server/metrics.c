@@ -91,6 +91,13 @@ void route_metrics(sp_server *s, reply *r) {
            st.kv_blocks_free);
     metric(&b, "kv_blocks_cached", "gauge", "Unreferenced KV blocks kept for prefix reuse",
            st.kv_blocks_cached);
+    /* the sliding-window group alone (also counted in kv_blocks_*) */
+    metric(&b, "kv_swa_blocks_total", "gauge", "KV blocks of sliding-window layers",
+           st.kv_swa_blocks_total);
+    metric(&b, "kv_swa_blocks_used", "gauge",
+           "Sliding-window KV blocks referenced by running sequences", st.kv_swa_blocks_used);
+    metric(&b, "kv_swa_blocks_cached", "gauge",
+           "Unreferenced sliding-window KV blocks kept for prefix reuse", st.kv_swa_blocks_cached);
     histogram(&b, "time_to_first_token_seconds", "Time from submit to the first token", &st.ttft);
     histogram(&b, "inter_token_latency_seconds", "Time between tokens of a sequence", &st.itl);
     r->status = 200;

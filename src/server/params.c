@@ -144,7 +144,7 @@ static int parse_sampling(const json_t *body, const sp_engine_info *info, gen_re
         get_number(body, "presence_penalty", -2, 2, &pres, err) ||
         get_number(body, "frequency_penalty", -2, 2, &freq, err) ||
         get_int(body, "top_k", -1, 1 << 30, &top_k, err) ||
-        get_int(body, "n", 1, 1 << 30, &n, err) ||
+        get_int(body, "n", 1, SP_MAX_CHOICES, &n, err) ||
         get_int(body, "max_tokens", 1, 1 << 30, &max_tokens, err) ||
         get_int(body, "max_completion_tokens", 1, 1 << 30, &max_tokens, err) ||
         get_bool(body, "ignore_eos", &g->params.ignore_eos, err) ||
@@ -160,10 +160,7 @@ static int parse_sampling(const json_t *body, const sp_engine_info *info, gen_re
         g->params.has_seed = 1;
         g->params.seed = (uint64_t)seed;
     }
-    if (n != 1) {
-        api_fail(err, 400, "n", "n must be 1 (one choice per request is supported)");
-        return -1;
-    }
+    g->n = (int)n; /* n choices: n engine requests (choices.c) */
     if (top_p <= 0) {
         api_fail(err, 400, "top_p", "top_p must be greater than 0");
         return -1;
@@ -418,6 +415,7 @@ int parse_gen_request(const json_t *body, int chat, const sp_engine_info *info, 
 void gen_req_free(gen_req *g) {
     free(g->prompt);
     free(g->forced);
+    free(g->constraint);
     free(g->bias);
     for (int i = 0; i < g->n_stop; i++) free(g->stop[i]);
     free(g->stop);

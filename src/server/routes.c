@@ -67,6 +67,15 @@ json_t *usage_json(const sp_event *fin) {
                      "cached_tokens", fin->cached_tokens);
 }
 
+sp_event usage_sum(const sp_event *fin, int n) {
+    sp_event u = {.kind = SP_EV_FINISH};
+    u.prompt_tokens = fin[0].prompt_tokens;
+    u.cached_tokens = fin[0].cached_tokens;
+    u.ttft_ms = fin[0].ttft_ms;
+    for (int i = 0; i < n; i++) u.completion_tokens += fin[i].completion_tokens;
+    return u;
+}
+
 const char *finish_reason_str(sp_finish_reason r) {
     return r == SP_FINISH_LENGTH ? "length" : "stop";
 }
@@ -203,39 +212,54 @@ static void collect_events(collected *c) {
     }
 }
 
-static void collect(sp_request *req, const gen_req *g, const sp_tokenizer *tok, collected *c,
-                    struct MHD_Connection *conn) {
-    if (g->logprobs) c->logprobs = g->chat ? json_array() : completion_logprobs_new();
-    double next_check = sp_now_ms() + 200;
-    for (;;) {
-        sp_event ev;
-        int got = sp_request_next(req, &ev, 200);
-        if (sp_now_ms() >= next_check) { /* tokens may flow nonstop: check by time */
-            next_check = sp_now_ms() + 200;
-            if (client_gone(conn)) sp_request_cancel(req); /* FINISH follows */
-        }
-        if (!got) continue;
-        chatout_event(&c->out, &ev);
-        if (ev.kind == SP_EV_TOKEN && g->logprobs) {
-            if (g->chat)
-                json_array_append_new(c->logprobs, chat_logprob_entry(tok, &ev, g->tokens_as_ids));
-            else
-                completion_logprobs_add(c->logprobs, tok, &ev, c->len, g->tokens_as_ids);
-        }
-        collect_events(c);
-        if (ev.kind == SP_EV_FINISH) {
-            c->fin = ev;
-            c->fin.text = NULL;
-            sp_event_clear(&ev);
-            return;
-        }
-        sp_event_clear(&ev);
+/* Adds one engine event to its choice. */
+static void collect_one(collected *c, const gen_req *g, const sp_tokenizer *tok, sp_event *ev) {
+    chatout_event(&c->out, ev);
+    if (ev->kind == SP_EV_TOKEN && g->logprobs) {
+        if (g->chat)
+            json_array_append_new(c->logprobs, chat_logprob_entry(tok, ev, g->tokens_as_ids));
+        else
+            completion_logprobs_add(c->logprobs, tok, ev, c->len, g->tokens_as_ids);
+    }
+    collect_events(c);
+    if (ev->kind == SP_EV_FINISH) {
+        c->fin = *ev;
+        c->fin.text = NULL;
     }
 }
 
-static json_t *completion_body(sp_server *s, const gen_req *g, collected *c, uint64_t id) {
-    char rid[48];
-    snprintf(rid, sizeof rid, "%s-%llu", g->chat ? "chatcmpl" : "cmpl", (unsigned long long)id);
+static int failed(const sp_event *fin) {
+    return fin->reason == SP_FINISH_CANCELLED || fin->reason == SP_FINISH_ERROR;
+}
+
+/* Collects every choice; returns the index of a choice that failed (the
+ * rest are then cancelled), or -1. */
+static int collect(choices *ch, const gen_req *g, const sp_tokenizer *tok, collected *c,
+                   struct MHD_Connection *conn) {
+    if (g->logprobs)
+        for (int i = 0; i < ch->n; i++)
+            c[i].logprobs = g->chat ? json_array() : completion_logprobs_new();
+    double next_check = sp_now_ms() + 200;
+    while (!choices_all_done(ch)) {
+        sp_event ev;
+        int i, got = choices_next(ch, &i, &ev, 200);
+        if (sp_now_ms() >= next_check) { /* tokens may flow nonstop: check by time */
+            next_check = sp_now_ms() + 200;
+            if (client_gone(conn)) choices_cancel(ch); /* FINISH follows */
+        }
+        if (!got) continue;
+        int finish = ev.kind == SP_EV_FINISH;
+        collect_one(&c[i], g, tok, &ev);
+        sp_event_clear(&ev);
+        if (finish && failed(&c[i].fin)) {
+            choices_cancel(ch);
+            return i;
+        }
+    }
+    return -1;
+}
+
+static json_t *choice_json(const gen_req *g, collected *c, int index) {
     /* with tool calls and no text, content is null (as OpenAI sends it) */
     json_t *text = c->tool_calls && !c->len ? json_null() : json_text(c->text, c->len);
     json_t *lp = c->logprobs ? c->logprobs : json_null();
@@ -243,9 +267,9 @@ static json_t *completion_body(sp_server *s, const gen_req *g, collected *c, uin
     c->logprobs = NULL;
     const char *finish = chatout_finish_reason(&c->out, c->fin.reason);
     json_t *choice =
-        g->chat ? json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", 0, "message", "role",
+        g->chat ? json_pack("{s:i, s:{s:s, s:o}, s:o, s:s}", "index", index, "message", "role",
                             "assistant", "content", text, "logprobs", lp, "finish_reason", finish)
-                : json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "text", text, "logprobs", lp,
+                : json_pack("{s:i, s:o, s:o, s:s}", "index", index, "text", text, "logprobs", lp,
                             "finish_reason", finish);
     json_t *msg = json_object_get(choice, "message");
     if (msg && c->rlen)
@@ -254,10 +278,62 @@ static json_t *completion_body(sp_server *s, const gen_req *g, collected *c, uin
         json_object_set_new(msg, "tool_calls", c->tool_calls);
         c->tool_calls = NULL;
     }
-    return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o, s:s}", "id", rid, "object",
+    return choice;
+}
+
+static json_t *completion_body(sp_server *s, const gen_req *g, collected *c, int n,
+                               const sp_event *usage, uint64_t id) {
+    char rid[48];
+    snprintf(rid, sizeof rid, "%s-%llu", g->chat ? "chatcmpl" : "cmpl", (unsigned long long)id);
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(arr, choice_json(g, &c[i], i));
+    return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s}", "id", rid, "object",
                      g->chat ? "chat.completion" : "text_completion", "created",
-                     (json_int_t)time(NULL), "model", s->model_id, "choices", choice, "usage",
-                     usage_json(&c->fin), "system_fingerprint", "spindle");
+                     (json_int_t)time(NULL), "model", s->model_id, "choices", arr, "usage",
+                     usage_json(usage), "system_fingerprint", "spindle");
+}
+
+static void collected_free(collected *c, int n) {
+    for (int i = 0; i < n; i++) {
+        free(c[i].text);
+        free(c[i].reasoning);
+        json_decref(c[i].tool_calls);
+        json_decref(c[i].logprobs);
+        chatout_free(&c[i].out);
+    }
+    free(c);
+}
+
+/* The non-streaming answer: collects every choice, then one JSON body. */
+static void reply_collected(sp_server *s, gen_req *g, choices *ch, reply *r, uint64_t id) {
+    const sp_engine_info *info = sp_engine_get_info(s->engine);
+    api_error err = {0};
+    collected *c = calloc((size_t)ch->n, sizeof *c);
+    int ok = c != NULL;
+    for (int i = 0; ok && i < ch->n; i++) ok = chatout_init(&c[i].out, g, info) == 0;
+    if (!ok) {
+        if (c) collected_free(c, ch->n);
+        api_fail(&err, 500, NULL, "out of memory");
+        reply_error(r, &err);
+        return;
+    }
+    int bad = collect(ch, g, info->tokenizer, c, r->conn);
+    sp_event fin[SP_MAX_CHOICES] = {0};
+    for (int i = 0; i < ch->n; i++) fin[i] = c[i].fin;
+    sp_event usage = usage_sum(fin, ch->n);
+    r->completion_tokens = usage.completion_tokens;
+    r->cached_tokens = usage.cached_tokens;
+    r->ttft_ms = usage.ttft_ms;
+    if (bad >= 0) {
+        if (c[bad].fin.reason == SP_FINISH_CANCELLED)
+            api_fail(&err, 503, NULL, "the request was cancelled (server shutting down)");
+        else
+            api_fail(&err, 500, NULL, "generation failed: %s", c[bad].fin.error);
+        reply_error(r, &err);
+    } else {
+        reply_json(r, 200, completion_body(s, g, c, ch->n, &usage, id));
+    }
+    collected_free(c, ch->n);
 }
 
 void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply *r, uint64_t id) {
@@ -272,9 +348,9 @@ void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply 
         return;
     }
     r->prompt_tokens = (int)g.n_prompt;
-    sp_request *req;
+    choices ch;
     sp_error e = {0};
-    if (sp_engine_submit(s->engine, &g.params, &req, &e) != SP_OK) {
+    if (choices_submit(s, &g, r->conn, &ch, &e) != SP_OK) {
         submit_error(&e, chat, &err);
         gen_req_free(&g);
         reply_error(r, &err);
@@ -283,42 +359,15 @@ void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply 
     if (g.stream) {
         r->status = 200;
         r->streaming = 1;
-        r->resp = stream_response(s, req, &g, id, r->conn);
-        if (!r->resp) { /* out of memory: g and req were not taken over */
-            sp_request_release(req);
+        r->resp = stream_response(s, &ch, &g, id, r->conn);
+        if (!r->resp) { /* out of memory: g and ch were not taken over */
+            choices_release(&ch);
             gen_req_free(&g);
         }
         return;
     }
-    collected c = {0};
-    if (chatout_init(&c.out, &g, info)) {
-        sp_request_release(req);
-        gen_req_free(&g);
-        api_fail(&err, 500, NULL, "out of memory");
-        reply_error(r, &err);
-        return;
-    }
-    collect(req, &g, info->tokenizer, &c, r->conn);
-    sp_request_release(req);
-    r->completion_tokens = c.fin.completion_tokens;
-    r->cached_tokens = c.fin.cached_tokens;
-    r->ttft_ms = c.fin.ttft_ms;
-    if (c.fin.reason == SP_FINISH_CANCELLED || c.fin.reason == SP_FINISH_ERROR) {
-        if (c.fin.reason == SP_FINISH_CANCELLED)
-            api_fail(&err, 503, NULL,
-                     "the request was "
-                     "cancelled (server shutting down)");
-        else
-            api_fail(&err, 500, NULL, "generation failed: %s", c.fin.error);
-        json_decref(c.logprobs);
-        reply_error(r, &err);
-    } else {
-        reply_json(r, 200, completion_body(s, &g, &c, id));
-    }
-    free(c.text);
-    free(c.reasoning);
-    json_decref(c.tool_calls);
-    chatout_free(&c.out);
+    reply_collected(s, &g, &ch, r, id);
+    choices_release(&ch);
     gen_req_free(&g);
 }
 
@@ -339,9 +388,11 @@ void route_health(sp_server *s, reply *r) {
     }
     const char *what = st == SP_ENGINE_LOADING  ? "loading"
                        : st == SP_ENGINE_FAILED ? "failed"
+                       : st == SP_ENGINE_HUNG   ? "hung"
                                                 : "stopped";
     json_t *b = json_pack("{s:s}", "status", what);
-    if (st == SP_ENGINE_FAILED) json_object_set_new(b, "error", json_text(le.msg, strlen(le.msg)));
+    if (st == SP_ENGINE_FAILED || st == SP_ENGINE_HUNG)
+        json_object_set_new(b, "error", json_text(le.msg, strlen(le.msg)));
     reply_json(r, 503, b);
     MHD_add_response_header(r->resp, "Retry-After", "1");
 }

@@ -3,7 +3,11 @@
  * limit, auth, CORS, routing, and one log line per request. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -56,13 +60,18 @@ void reply_json(reply *r, int status, json_t *body) {
     MHD_add_response_header(r->resp, "Content-Type", "application/json");
 }
 
-void reply_error(reply *r, const api_error *e) {
+/* {"error": {...}} as the OpenAI API writes errors. */
+static json_t *error_body(const api_error *e) {
     json_t *err =
         json_pack("{s:o, s:s, s:o, s:o}", "message", json_text(e->message, strlen(e->message)),
                   "type", e->type ? e->type : "invalid_request_error", "param",
                   e->param[0] ? json_string(e->param) : json_null(), "code",
                   e->code ? json_string(e->code) : json_null());
-    reply_json(r, e->status, json_pack("{s:o}", "error", err));
+    return json_pack("{s:o}", "error", err);
+}
+
+void reply_error(reply *r, const api_error *e) {
+    reply_json(r, e->status, error_body(e));
     if (e->status == 503) MHD_add_response_header(r->resp, "Retry-After", "1");
     if (e->status == 401) MHD_add_response_header(r->resp, "WWW-Authenticate", "Bearer");
 }
@@ -231,13 +240,79 @@ static enum MHD_Result reject_too_big(sp_server *s, struct MHD_Connection *c, co
     return ret;
 }
 
-/* Appends a piece of the body; past max_body only counts it. */
-static enum MHD_Result take_upload(sp_server *s, conn *cn, const char *data, size_t n) {
+/* Writes all of buf to a (possibly non-blocking) socket within ~1 s. */
+static int send_all(int fd, const char *buf, size_t n) {
+    for (int tries = 0; n > 0 && tries < 100; tries++) {
+        ssize_t k = send(fd, buf, n, MSG_NOSIGNAL);
+        if (k > 0) {
+            buf += k, n -= (size_t)k;
+            continue;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 10) < 0) return -1;
+    }
+    return n == 0 ? 0 : -1;
+}
+
+/* A body without Content-Length (chunked) went past max_body mid-upload.
+ * libmicrohttpd 0.9.75 queues a response only before the body or after all
+ * of it, so reading on would take the whole upload (100 MB, or forever).
+ * Instead the 413 goes straight to the socket: this thread owns the
+ * connection and nothing has been written on it since the headers (at most
+ * "100 Continue"). Then FIN; once the peer has the answer (the send queue is
+ * empty, at most 0.5 s), the caller returns MHD_NO and libmicrohttpd closes
+ * the connection without reading the rest. Closing with unread data sends a
+ * reset, which would drop an answer still queued: hence the wait. */
+static void answer_413_now(sp_server *s, struct MHD_Connection *c, conn *cn, const char *method,
+                           const char *url) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    api_error err;
+    api_fail(&err, 413, NULL, "the request body is larger than %zu bytes (--max-body)",
+             s->opts.max_body);
+    json_t *j = error_body(&err);
+    char *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char cors[512] = "", head[1024];
+    if (s->cors_origin)
+        snprintf(cors, sizeof cors,
+                 "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Headers: "
+                 "Authorization, Content-Type\r\nAccess-Control-Allow-Methods: GET, POST, "
+                 "OPTIONS\r\n",
+                 s->cors_origin);
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                      body ? strlen(body) : 0, cors);
+    if (ci && body && hl > 0 && (size_t)hl < sizeof head &&
+        !send_all(ci->connect_fd, head, (size_t)hl) &&
+        !send_all(ci->connect_fd, body, strlen(body))) {
+        shutdown(ci->connect_fd, SHUT_WR);
+        for (int i = 0; i < 50; i++) { /* until the answer is acknowledged */
+            int queued = 0;
+            if (ioctl(ci->connect_fd, SIOCOUTQ, &queued) || queued == 0) break;
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(body);
+    reply r = {.conn = c, .status = 413};
+    count_status(s, 413);
+    log_request(cn, method, url, &r);
+}
+
+/* Appends a piece of the body. Past max_body: MHD_NO after answering 413
+ * when the size was not announced (see answer_413_now). */
+static enum MHD_Result take_upload(sp_server *s, struct MHD_Connection *c, conn *cn,
+                                   const char *method, const char *url, const char *data,
+                                   size_t n) {
     if (!cn->too_big && cn->len + n > s->opts.max_body) {
         cn->too_big = 1;
         free(cn->body); /* never used now */
         cn->body = NULL;
         cn->len = cn->cap = 0;
+        answer_413_now(s, c, cn, method, url);
+        return MHD_NO;
     }
     if (cn->too_big) return MHD_YES;
     if (cn->len + n + 1 > cn->cap) {
@@ -275,10 +350,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_size;
         *upload_size = 0;
         if (cn->answered) return MHD_YES; /* the rest of a rejected body */
-        /* a chunked body has no Content-Length: it is caught here, and as
-         * libmicrohttpd (0.9.75) cannot answer mid-upload, the rest is
-         * discarded and 413 follows the body (the read timeout bounds it) */
-        return take_upload(s, cn, upload_data, n);
+        /* a chunked body has no Content-Length: it is caught here */
+        return take_upload(s, c, cn, method, url, upload_data, n);
     }
     if (cn->answered) return MHD_YES;
     conn_guard_mark(s->guard, c, 1);
@@ -315,6 +388,21 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(cn->body);
     free(cn);
     *con_cls = NULL;
+}
+
+/* libmicrohttpd's messages, as log lines. "Application reported internal
+ * error" follows every early 413 of a chunked body (answer_413_now returns
+ * MHD_NO on purpose, and that request is logged already): debug level. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    if (!strncmp(msg, "Application reported internal error", 35))
+        SP_DEBUG("libmicrohttpd: %s", msg);
+    else
+        SP_WARN("libmicrohttpd: %s", msg);
 }
 
 static sp_status bind_addr(const char *host, int port, struct sockaddr_in *sa, sp_error *err) {
@@ -358,7 +446,9 @@ sp_status sp_server_start(sp_server **out, const sp_server_opts *opts, sp_engine
                      MHD_USE_ERROR_LOG;
     s->daemon =
         MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, s,
-                         MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
+                         /* first, so libmicrohttpd's own messages go to our log from the start */
+                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+                         MHD_OPTION_CONNECTION_LIMIT,
                          (unsigned)(opts->max_connections > 0 ? opts->max_connections : 128),
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->opts.idle_timeout_s,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,

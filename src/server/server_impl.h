@@ -77,8 +77,11 @@ void reply_text(reply *r, int status, const char *content_type, const char *text
 void reply_error(reply *r, const api_error *e);
 
 /* A validated generation request (chat or completion). */
+#define SP_MAX_CHOICES 16
+
 typedef struct gen_req {
     int chat, stream, include_usage;
+    int n;           /* choices: 1..SP_MAX_CHOICES */
     int32_t *prompt; /* owned */
     size_t n_prompt;
     sp_request_params params;
@@ -91,8 +94,10 @@ typedef struct gen_req {
     /* chat output (tools.c, chatout.c) */
     sp_chat_parser_opts out; /* out.tools and out.think NONE: text passes through */
     int tool_choice;         /* TOOL_CHOICE_* */
-    int keep_special;        /* re-detokenize the ids keeping special tokens */
-    int32_t *forced;         /* test hook: the output is these ids (owned) */
+    int keep_special;        /* the output text keeps special tokens (format markers) */
+    /* tool_choice enforcement (tools.c); owned, one allocation */
+    sp_tool_constraint *constraint;
+    int32_t *forced; /* test hook: the output is these ids (owned) */
     size_t n_forced;
 } gen_req;
 
@@ -114,8 +119,8 @@ int chat_tools_check(const json_t *body, json_t **template_tools, int *tool_choi
 /* Checks messages[i].tool_calls and turns JSON-string arguments into
  * objects, as templates expect (vLLM and llama-server do the same). */
 int chat_message_tool_calls(json_t *msg, size_t i, api_error *err);
-/* Sets g->out (formats, reasoning start, ids), keep_special and the test
- * hook's forced output, once the prompt is built. */
+/* Sets g->out (formats, reasoning start, ids), keep_special, the tool_choice
+ * constraint and the test hook's forced output, once the prompt is built. */
 int chat_output_setup(sp_server *s, const json_t *body, const sp_engine_info *info, gen_req *g,
                       api_error *err);
 
@@ -127,7 +132,7 @@ typedef struct chatout {
     sp_detok *detok;        /* own detokenizer (keep_special or forced output) */
     const int32_t *forced;
     size_t n_forced, next;
-    int want_call;   /* tool_choice required / named (not enforced: warned) */
+    int want_call;   /* tool_choice required / named without a constraint: warned */
     sp_chat_evs evs; /* what the last chatout_event produced */
 } chatout;
 
@@ -140,6 +145,30 @@ int chatout_calls(const chatout *c);
 const char *chatout_finish_reason(const chatout *c, sp_finish_reason r);
 void chatout_free(chatout *c);
 
+/* The n engine requests of one generation request (choices.c). Choice i
+ * is seeded with seed + i. */
+typedef struct choices {
+    int n;
+    sp_request *req[SP_MAX_CHOICES];
+    int done[SP_MAX_CHOICES]; /* its FINISH was handed out */
+    sp_event first;           /* choice 0's first event, taken while waiting */
+    int has_first;
+    int rr; /* the choice polled first next time */
+} choices;
+
+/* Submits g's choices. With n > 1 and a prompt of at least one full KV
+ * block, choice 0 runs alone until its first event, so the others find the
+ * prompt's blocks in the prefix index (prefilled once). On failure (what
+ * sp_engine_submit says) nothing stays submitted. */
+sp_status choices_submit(sp_server *s, const gen_req *g, struct MHD_Connection *conn, choices *c,
+                         sp_error *err);
+/* The next event of any unfinished choice: 1 with *which set, 0 when
+ * nothing came within timeout_ms (or all are done). */
+int choices_next(choices *c, int *which, sp_event *ev, int timeout_ms);
+int choices_all_done(const choices *c);
+void choices_cancel(choices *c);
+void choices_release(choices *c);
+
 /* Handlers. */
 void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply *r, uint64_t id);
 void route_models(sp_server *s, reply *r);
@@ -148,9 +177,9 @@ void route_metrics(sp_server *s, reply *r);
 void route_tokenize(sp_server *s, const json_t *body, reply *r);
 void route_detokenize(sp_server *s, const json_t *body, reply *r);
 
-/* Streaming: builds the SSE response that reads req's events. Takes over
- * req and g. */
-struct MHD_Response *stream_response(sp_server *s, sp_request *req, gen_req *g, uint64_t id,
+/* Streaming: builds the SSE response that reads the choices' events.
+ * Takes over *c and g (unless it returns NULL). */
+struct MHD_Response *stream_response(sp_server *s, choices *c, gen_req *g, uint64_t id,
                                      struct MHD_Connection *conn);
 
 /* Text that is valid UTF-8 (invalid bytes become U+FFFD), malloc'd. */
@@ -161,6 +190,9 @@ json_t *json_text(const char *s, size_t n);
 json_t *token_text_json(const sp_tokenizer *tok, int32_t id, int as_id, json_t **bytes_out);
 /* Builds usage {prompt_tokens, completion_tokens, total_tokens, details}. */
 json_t *usage_json(const sp_event *fin);
+/* The usage of n choices: the prompt (and its cached tokens, as choice 0
+ * saw them) once, completion tokens summed. */
+sp_event usage_sum(const sp_event *fin, int n);
 const char *finish_reason_str(sp_finish_reason r);
 /* Logprobs: chat's per-token entry; completions' four parallel arrays. */
 json_t *chat_logprob_entry(const sp_tokenizer *tok, const sp_event *ev, int as_ids);

@@ -1,7 +1,10 @@
 /* Server-sent events for "stream": true. MHD pulls bytes through
  * stream_read (on this connection's own thread, so it may block on the
  * request's events); when the client goes away MHD calls stream_free, which
- * releases the request, and the engine cancels it at its next step. */
+ * releases the request, and the engine cancels it at its next step.
+ * With n > 1 the choices' chunks interleave, each with its choices[0].index;
+ * every choice ends with its own finish_reason chunk, then usage (summed)
+ * and [DONE] follow once all have finished. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,11 +12,20 @@
 #include "base/log.h"
 #include "server/server_impl.h"
 
+/* One choice's output state. */
+typedef struct choice_out {
+    chatout out; /* content / reasoning / tool calls of each event */
+    size_t text_offset;
+    sp_event fin;
+} choice_out;
+
 typedef struct stream {
     double last_sent; /* sp_now_ms() of the last bytes queued */
     sp_server *s;
     const sp_engine_info *info;
-    sp_request *req;
+    choices ch;
+    choice_out *co; /* ch.n of them */
+    int cur;        /* the choice whose event is being sent */
     gen_req g;
     uint64_t id;
     long created;
@@ -21,11 +33,9 @@ typedef struct stream {
     char *buf;
     size_t len, off, cap;
     int started, finished, ended;
-    size_t text_offset;
-    sp_event fin;
+    sp_event fin; /* usage over all choices, for the log line */
     double t0;
     struct MHD_Connection *conn;
-    chatout out; /* content / reasoning / tool calls of each event */
 } stream;
 
 #define KEEPALIVE_MS 15000.0
@@ -56,12 +66,12 @@ static void put_event(stream *st, json_t *j) {
 /* One chunk: chat puts text in delta.content, completions in text. */
 static json_t *chunk(stream *st, json_t *delta_or_text, json_t *logprobs, const char *finish) {
     json_t *choice = st->g.chat
-                         ? json_pack("{s:i, s:o, s:o, s:o}", "index", 0, "delta", delta_or_text,
-                                     "logprobs", logprobs ? logprobs : json_null(), "finish_reason",
-                                     finish ? json_string(finish) : json_null())
-                         : json_pack("{s:i, s:o, s:o, s:o}", "index", 0, "text", delta_or_text,
-                                     "logprobs", logprobs ? logprobs : json_null(), "finish_reason",
-                                     finish ? json_string(finish) : json_null());
+                         ? json_pack("{s:i, s:o, s:o, s:o}", "index", st->cur, "delta",
+                                     delta_or_text, "logprobs", logprobs ? logprobs : json_null(),
+                                     "finish_reason", finish ? json_string(finish) : json_null())
+                         : json_pack("{s:i, s:o, s:o, s:o}", "index", st->cur, "text",
+                                     delta_or_text, "logprobs", logprobs ? logprobs : json_null(),
+                                     "finish_reason", finish ? json_string(finish) : json_null());
     return json_pack("{s:s, s:s, s:I, s:s, s:s, s:[o]}", "id", st->rid, "object",
                      st->g.chat ? "chat.completion.chunk" : "text_completion", "created",
                      (json_int_t)st->created, "model", st->s->model_id, "system_fingerprint",
@@ -97,8 +107,9 @@ static json_t *event_delta(stream *st, const sp_chat_ev *e) {
  * the content bytes sent (completions' text_offset). */
 static size_t put_events(stream *st, json_t *lp) {
     size_t content = 0;
-    for (size_t i = 0; i < st->out.evs.n; i++) {
-        const sp_chat_ev *e = &st->out.evs.v[i];
+    const sp_chat_evs *evs = &st->co[st->cur].out.evs;
+    for (size_t i = 0; i < evs->n; i++) {
+        const sp_chat_ev *e = &evs->v[i];
         json_t *d = event_delta(st, e);
         if (!d) continue;
         if (e->kind == SP_CHAT_CONTENT) content += e->len;
@@ -110,7 +121,8 @@ static size_t put_events(stream *st, json_t *lp) {
 }
 
 static void on_token(stream *st, sp_event *ev) {
-    chatout_event(&st->out, ev);
+    choice_out *co = &st->co[st->cur];
+    chatout_event(&co->out, ev);
     json_t *lp = NULL;
     if (st->g.logprobs) {
         if (st->g.chat) {
@@ -118,17 +130,33 @@ static void on_token(stream *st, sp_event *ev) {
                            chat_logprob_entry(st->info->tokenizer, ev, st->g.tokens_as_ids));
         } else {
             lp = completion_logprobs_new();
-            completion_logprobs_add(lp, st->info->tokenizer, ev, st->text_offset,
+            completion_logprobs_add(lp, st->info->tokenizer, ev, co->text_offset,
                                     st->g.tokens_as_ids);
         }
     }
-    st->text_offset += put_events(st, lp); /* nothing when text is held back */
+    co->text_offset += put_events(st, lp); /* nothing when text is held back */
+}
+
+/* The request ends: usage (all choices) and [DONE]. */
+static void put_end(stream *st) {
+    sp_event fin[SP_MAX_CHOICES] = {0};
+    for (int i = 0; i < st->ch.n; i++) fin[i] = st->co[i].fin;
+    st->fin = usage_sum(fin, st->ch.n);
+    if (st->g.include_usage) {
+        json_t *u = chunk(st, st->g.chat ? json_object() : json_string(""), NULL, NULL);
+        json_array_clear(json_object_get(u, "choices"));
+        json_object_set_new(u, "usage", usage_json(&st->fin));
+        put_event(st, u);
+    }
+    put(st, "data: [DONE]\n\n", 14);
+    st->finished = 1;
 }
 
 static void on_finish(stream *st, sp_event *ev) {
-    chatout_event(&st->out, ev);
-    st->fin = *ev;
-    st->fin.text = NULL;
+    choice_out *co = &st->co[st->cur];
+    chatout_event(&co->out, ev);
+    co->fin = *ev;
+    co->fin.text = NULL;
     if (ev->reason == SP_FINISH_ERROR || ev->reason == SP_FINISH_CANCELLED) {
         api_error err;
         if (ev->reason == SP_FINISH_ERROR)
@@ -137,34 +165,30 @@ static void on_finish(stream *st, sp_event *ev) {
             api_fail(&err, 503, NULL, "the request was cancelled (server shutting down)");
         put_event(st, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", err.message, "type",
                                 err.type, "param", "code"));
-    } else {
-        put_events(st, NULL);
-        json_t *last = st->g.chat ? json_object() : json_string("");
-        put_event(st, chunk(st, last, NULL, chatout_finish_reason(&st->out, ev->reason)));
-        if (st->g.include_usage) {
-            json_t *u = chunk(st, st->g.chat ? json_object() : json_string(""), NULL, NULL);
-            json_array_clear(json_object_get(u, "choices"));
-            json_object_set_new(u, "usage", usage_json(ev));
-            put_event(st, u);
-        }
+        choices_cancel(&st->ch); /* one failed choice fails the request */
+        put(st, "data: [DONE]\n\n", 14);
+        st->finished = 1;
+        return;
     }
-    put(st, "data: [DONE]\n\n", 14);
-    st->finished = 1;
+    put_events(st, NULL);
+    json_t *last = st->g.chat ? json_object() : json_string("");
+    put_event(st, chunk(st, last, NULL, chatout_finish_reason(&co->out, ev->reason)));
+    if (choices_all_done(&st->ch)) put_end(st);
 }
 
 /* Produces the next bytes: blocks until the engine has something. */
 static void fill(stream *st) {
     if (!st->started) {
         st->started = 1;
-        if (st->g.chat)
+        for (st->cur = 0; st->g.chat && st->cur < st->ch.n; st->cur++)
             put_event(st, chunk(st, json_pack("{s:s, s:s}", "role", "assistant", "content", ""),
                                 NULL, NULL));
         if (st->len) return;
     }
     while (st->len == st->off && !st->finished) {
         sp_event ev;
-        if (!sp_request_next(st->req, &ev, 250)) {
-            if (client_gone(st->conn)) sp_request_cancel(st->req); /* FINISH follows */
+        if (!choices_next(&st->ch, &st->cur, &ev, 250)) {
+            if (client_gone(st->conn)) choices_cancel(&st->ch); /* FINISH follows */
             /* a stream queued behind others may wait long for its first
              * token: an SSE comment keeps the connection from looking idle */
             if (sp_now_ms() - st->last_sent > KEEPALIVE_MS) put(st, ": keep-alive\n\n", 14);
@@ -198,32 +222,41 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 static void stream_free(void *cls) {
     stream *st = cls;
     /* releasing an unfinished request cancels it (client went away) */
-    sp_request_release(st->req);
+    choices_release(&st->ch);
+    sp_event fin[SP_MAX_CHOICES] = {0};
+    for (int i = 0; i < st->ch.n; i++) fin[i] = st->co[i].fin;
+    st->fin = usage_sum(fin, st->ch.n);
     SP_INFO("req %llu stream %s -> 200 prompt=%d completion=%d cached=%d ttft=%.1fms "
             "total=%.1fms%s",
             (unsigned long long)st->id, st->g.chat ? "chat" : "completion", (int)st->g.n_prompt,
             st->fin.completion_tokens, st->fin.cached_tokens, st->fin.ttft_ms, sp_now_ms() - st->t0,
             st->ended ? "" : " (client disconnected)");
     gen_req_free(&st->g);
-    chatout_free(&st->out);
+    for (int i = 0; i < st->ch.n; i++) chatout_free(&st->co[i].out);
+    free(st->co);
     free(st->buf);
     free(st);
 }
 
-struct MHD_Response *stream_response(sp_server *s, sp_request *req, gen_req *g, uint64_t id,
+struct MHD_Response *stream_response(sp_server *s, choices *c, gen_req *g, uint64_t id,
                                      struct MHD_Connection *conn) {
     stream *st = calloc(1, sizeof *st);
     if (!st) return NULL;
-    st->conn = conn;
-    st->last_sent = sp_now_ms();
-    st->s = s;
     st->info = sp_engine_get_info(s->engine);
-    if (chatout_init(&st->out, g, st->info)) {
-        chatout_free(&st->out);
+    st->co = calloc((size_t)c->n, sizeof *st->co);
+    int ok = st->co != NULL;
+    for (int i = 0; ok && i < c->n; i++) ok = chatout_init(&st->co[i].out, g, st->info) == 0;
+    if (!ok) {
+        for (int i = 0; st->co && i < c->n; i++) chatout_free(&st->co[i].out);
+        free(st->co);
         free(st);
         return NULL;
     }
-    st->req = req;
+    st->conn = conn;
+    st->last_sent = sp_now_ms();
+    st->s = s;
+    st->ch = *c;
+    memset(c, 0, sizeof *c);
     st->g = *g;
     memset(g, 0, sizeof *g);
     st->id = id;

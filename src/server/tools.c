@@ -9,8 +9,12 @@
  *    are written for transformers, where arguments are dicts. vLLM and
  *    llama-server do the same.
  *  - tool_choice "none" leaves the tools out of the prompt and parses no
- *    calls; "required" and a named function are accepted but not enforced
- *    (no constrained decoding yet): the output is parsed as for "auto".
+ *    calls; "required" and a named function are enforced by constrained
+ *    decoding (engine/constrain.h), as vLLM and llama-server do with their
+ *    grammars: the output is a call in the model's own format (hermes,
+ *    llama3, gemma4, json), the name one of the tools (the named one), the
+ *    arguments one JSON object (in gemma4's own syntax for it). "required" allows several
+ *    calls unless parallel_tool_calls is false; a named function, one.
  *  - the output formats come from --tool-parser, else from what the model's
  *    own template writes when rendering a probe conversation with a tool call
  *    and with reasoning (its markers), else the generic JSON parser. */
@@ -261,6 +265,84 @@ static int force_output(const json_t *body, const sp_engine_info *info, gen_req 
     return 0;
 }
 
+/* A tool name as it is written inside a JSON string (malloc'd). */
+static char *json_inner(const char *name) {
+    json_t *v = json_string(name);
+    char *d = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+    json_decref(v);
+    if (d) {
+        size_t n = strlen(d);
+        memmove(d, d + 1, n - 2);
+        d[n - 2] = 0;
+    }
+    return d;
+}
+
+/* The call syntax of each format, as the parser (chat/toolcall.h) reads it
+ * and as the templates render calls. */
+static int call_syntax(sp_tool_format f, sp_tool_constraint *c) {
+    switch (f) {
+    case SP_TOOLS_HERMES:
+        c->open = "<tool_call>\n{\"name\": \"";
+        c->mid = "\", \"arguments\": ";
+        c->close = "}\n</tool_call>";
+        c->sep = "\n";
+        return 0;
+    case SP_TOOLS_GEMMA4: /* call:NAME{key:<|"|>text<|"|>} */
+        c->open = "<|tool_call>call:";
+        c->mid = "{";
+        c->close = "<tool_call|>";
+        c->sep = NULL;
+        c->quote = "<|\"|>";
+        return 0;
+    case SP_TOOLS_LLAMA3:
+    case SP_TOOLS_JSON:
+        c->open = "{\"name\": \"";
+        c->mid = f == SP_TOOLS_LLAMA3 ? "\", \"parameters\": " : "\", \"arguments\": ";
+        c->close = "}";
+        c->sep = NULL; /* one call: the parser reads a single JSON answer */
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* tool_choice "required" / named: the constraint the engine enforces. */
+static int tool_constraint(const json_t *body, gen_req *g) {
+    if (g->tool_choice != TOOL_CHOICE_REQUIRED && g->tool_choice != TOOL_CHOICE_NAMED) return 0;
+    if (g->forced) return 0; /* the test hook's text replaces the model's anyway */
+    sp_tool_constraint c = {0};
+    if (call_syntax(g->out.tools, &c)) {
+        SP_WARN("tool_choice is not enforced for the '%s' tool format",
+                sp_tool_format_name(g->out.tools));
+        return 0;
+    }
+    c.prefix = !g->out.start_in_reasoning        ? ""
+               : g->out.think == SP_THINK_TAGS   ? "</think>\n\n"
+               : g->out.think == SP_THINK_GEMMA4 ? "<channel|>"
+                                                 : "";
+    json_t *tools = json_object_get(body, "tools");
+    size_t n = json_array_size(tools), k = 0;
+    char **names = calloc(n ? n : 1, sizeof *names);
+    if (!names) return -1;
+    const char *named = json_string_value(
+        json_object_get(json_object_get(json_object_get(body, "tool_choice"), "function"), "name"));
+    for (size_t i = 0; i < n; i++) {
+        const char *name = json_string_value(
+            json_object_get(json_object_get(json_array_get(tools, i), "function"), "name"));
+        if (g->tool_choice == TOOL_CHOICE_NAMED && strcmp(name, named)) continue;
+        if (!(names[k++] = json_inner(name))) break;
+    }
+    c.names = (const char *const *)names;
+    c.n_names = (int)k;
+    if (g->tool_choice == TOOL_CHOICE_NAMED || g->out.max_calls == 1) c.sep = NULL;
+    int rc = k && names[k - 1] && (g->constraint = sp_tool_constraint_copy(&c)) ? 0 : -1;
+    for (size_t i = 0; i < k; i++) free(names[i]);
+    free(names);
+    g->params.constraint = g->constraint;
+    return rc;
+}
+
 int chat_output_setup(sp_server *s, const json_t *body, const sp_engine_info *info, gen_req *g,
                       api_error *err) {
     if (force_output(body, info, g, err)) return -1;
@@ -274,8 +356,13 @@ int chat_output_setup(sp_server *s, const json_t *body, const sp_engine_info *in
     g->out.max_calls = json_is_false(json_object_get(body, "parallel_tool_calls")) ? 1 : 0;
     g->out.id_seed = random_seed();
     g->out.start_in_reasoning = prompt_opens_reasoning(info, g);
-    /* special-token markers need our own detokenization; with stop strings
-     * the engine's text (which drops special tokens) must be used */
-    g->keep_special = sp_chat_formats_need_special(g->out.tools, g->out.think) && g->n_stop == 0;
+    /* special-token markers must reach the parser: the engine keeps them
+     * in the text (its stop strings then see them too) */
+    g->keep_special = sp_chat_formats_need_special(g->out.tools, g->out.think);
+    g->params.keep_special = g->keep_special;
+    if (tool_constraint(body, g)) {
+        api_fail(err, 500, "tool_choice", "out of memory building the tool_choice constraint");
+        return -1;
+    }
     return 0;
 }

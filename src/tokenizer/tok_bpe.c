@@ -191,9 +191,12 @@ static int32_t piece_id(const tok_bpe *bpe, tok_bpe_scratch *sc, const char *s, 
                         int last) {
     int plain = (first || !bpe->prefix[0]) && (!last || !bpe->suffix[0]);
     if (plain && n <= 2 && !bpe->prefix[0] && !bpe->suffix[0]) {
+        /* one character below U+0800: the table; a broken sequence (invalid
+         * UTF-8 in the text, e.g. E6 96 without its third byte) is looked
+         * up as bytes */
         uint32_t cp;
-        tok_utf8_next(s, n, &cp);
-        return bpe->char_id[cp];
+        if ((size_t)tok_utf8_next(s, n, &cp) == n && cp < 0x800) return bpe->char_id[cp];
+        return tok_map_get(&bpe->vocab, s, n);
     }
     if (plain) return tok_map_get(&bpe->vocab, s, n);
     tok_buf *tmp = &sc->tmp;

@@ -48,6 +48,12 @@ static char *dup_str(const char *s) {
     return p;
 }
 
+static char *dup_mem(const char *s, size_t n) {
+    char *p = malloc(n + 1);
+    if (p) memcpy(p, s, n), p[n] = 0;
+    return p;
+}
+
 /* A pattern object {"String": s} or {"Regex": r}. */
 static sp_status load_pattern(loader *L, json_t *obj, const char *path, tok_pattern *out) {
     char where[300];
@@ -481,7 +487,8 @@ sp_status tok_index_added(sp_tokenizer *tok, const char *file, sp_error *err) {
             st = sp_fail(L->err, SP_ENOMEM, "out of memory");
             break;
         }
-        tok->pieces[a->id] = dup_str(a->content);
+        /* a->len bytes, not strlen: a GGUF token may hold NUL bytes */
+        tok->pieces[a->id] = dup_mem(a->content, a->len);
         tok->piece_len[a->id] = (uint32_t)a->len;
         tok->is_special[a->id] = a->special;
         int rc = !tok->pieces[a->id] || tok_map_put(&tok->added_map, a->content, a->len, a->id);

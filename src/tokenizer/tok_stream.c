@@ -22,7 +22,8 @@ struct sp_detok {
     const sp_tokenizer *tok;
     int skip_special;
     tok_ids win;
-    int started; /* some text has been emitted */
+    size_t byte_run; /* <0xXX> pieces at the end of win (ByteFallback) */
+    int started;     /* some text has been emitted */
 };
 
 sp_detok *sp_detok_new(const sp_tokenizer *tok, int skip_special) {
@@ -67,15 +68,16 @@ static int bytes_end_partial(const sp_tokenizer *tok, const int32_t *ids, size_t
     return partial;
 }
 
-/* The largest allowed cut position in the window (0: none). */
+/* The largest allowed cut position in the window (0: none). The trailing
+ * run of byte pieces is counted as ids arrive (d->byte_run), not rescanned:
+ * a long run (a model emitting raw bytes) would make every push cost the
+ * run's length. */
 static size_t cut_point(const sp_detok *d) {
     const sp_tokenizer *tok = d->tok;
     const int32_t *w = d->win.v;
     size_t k = d->win.n;
     if (tok->stream_hold_last && k > 0) k--;
-    if (tok->stream_byte_fallback)
-        while (k > 0 && is_byte_piece(tok, w[k - 1]) && (k == d->win.n || is_byte_piece(tok, w[k])))
-            k--;
+    if (tok->stream_byte_fallback && d->byte_run > 0) k = d->win.n - d->byte_run;
     if (tok->stream_byte_level && k > 0 && bytes_end_partial(tok, w, k)) k = 0;
     return k;
 }
@@ -89,6 +91,7 @@ static sp_status emit(sp_detok *d, size_t k, int at_end, char **out, size_t *len
     if ((text.n > 0 || at_end) && k > 0) {
         memmove(d->win.v, d->win.v + k, (d->win.n - k) * sizeof *d->win.v);
         d->win.n -= k;
+        if (d->byte_run > d->win.n) d->byte_run = d->win.n;
         if (text.n) d->started = 1;
     }
     *out = tok_buf_take(&text, len);
@@ -103,6 +106,7 @@ sp_status sp_detok_push(sp_detok *d, int32_t id, char **out, size_t *len, sp_err
         id >= 0 && id < tok->n_ids && tok->pieces[id] && !(d->skip_special && tok->is_special[id]);
     if (keep && tok_ids_push(&d->win, id))
         return sp_fail(err, SP_ENOMEM, "detokenizer: out of memory");
+    if (keep) d->byte_run = is_byte_piece(tok, id) ? d->byte_run + 1 : 0;
     return emit(d, keep ? cut_point(d) : 0, 0, out, len, err);
 }
 

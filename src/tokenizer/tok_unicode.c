@@ -93,7 +93,9 @@ size_t tok_utf8_bad_len(const unsigned char *s, size_t n) {
 int tok_utf8_next(const char *str, size_t n, uint32_t *cp) {
     const unsigned char *s = (const unsigned char *)str;
     unsigned c = s[0];
-    if (c < 0x80 || n < 2) {
+    /* a lead byte whose sequence is cut by the end (n): one byte, never a
+     * read past s + n */
+    if (c < 0x80 || n < 2 || (c >= 0xE0 && n < 3)) {
         *cp = c;
         return 1;
     }

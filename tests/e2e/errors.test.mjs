@@ -59,7 +59,7 @@ test('schema errors name the JSON path', async () => {
   assertErrorBody(r, 400, /messages\[0\]\.role/);
   r = await chat({ messages: okMsgs, temperature: 'hot' });
   assertErrorBody(r, 400, /temperature/);
-  r = await chat({ messages: okMsgs, n: 2 });
+  r = await chat({ messages: okMsgs, n: 17 });
   assertErrorBody(r, 400, /\bn\b/);
   r = await chat({ messages: okMsgs, max_tokens: -1 });
   assertErrorBody(r, 400, /max_tokens/);

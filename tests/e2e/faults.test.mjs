@@ -139,3 +139,52 @@ test('a dead engine thread: /health 503, requests fail, the process exits non-ze
     if (srv.proc.exitCode === null) srv.proc.kill('SIGKILL');
   }
 });
+
+test('a hung engine thread: the watchdog turns /health 503 and the process exits 4', async () => {
+  // the engine sleeps forever inside the step after its 10th forward; with
+  // --watchdog 1 that step is over the limit one second later
+  const srv = await startWithFault('engine_hang_after_steps=10', ['--watchdog', '1']);
+  const exited = new Promise((resolve) => {
+    if (srv.proc.exitCode !== null) resolve({ code: srv.proc.exitCode, sig: null });
+    srv.proc.on('exit', (code, sig) => resolve({ code, sig }));
+  });
+  try {
+    // idle for longer than the watchdog: no work is no hang
+    await sleep(1500);
+    const idle = await fetch(`${srv.base}/health`);
+    assert.equal(idle.status, 200);
+    const tStart = Date.now();
+    // this request never finishes: the engine hangs under it
+    const inflight = streamText(srv.base, healthy).catch((e) => ({ error: e }));
+    let health503 = null;
+    let tHung = null;
+    for (let i = 0; i < 500 && health503 === null; i++) {
+      const r = await fetch(`${srv.base}/health`).catch(() => null);
+      if (!r) break; // already gone
+      if (r.status === 503) {
+        health503 = await r.json();
+        tHung = Date.now();
+      }
+      await sleep(20);
+    }
+    assert.ok(health503, `/health never turned 503:\n${srv.log().slice(-3000)}`);
+    assert.equal(health503.status, 'hung');
+    assert.match(health503.error,
+      /the engine thread hangs: step \d+ has run for \d+ s, longer than --watchdog 1 s/);
+    const timer = setTimeout(() => srv.proc.kill('SIGKILL'), 10000);
+    const { code, sig } = await exited;
+    clearTimeout(timer);
+    await inflight;
+    const ms = Date.now() - tHung;
+    console.log(`# hung engine: /health 503 ${tHung - tStart} ms after the request, ` +
+      `process exited ${code} ${ms} ms later`);
+    assert.equal(sig, null, `killed by ${sig} (it did not exit by itself):\n${srv.log().slice(-3000)}`);
+    assert.equal(code, 4, srv.log().slice(-3000));
+    assert.ok(ms < 5000, `exited ${ms} ms after /health turned 503`);
+    assert.match(srv.log(), /injected fault: engine_hang_after_steps=10: the engine thread hangs now/);
+    assert.match(srv.log(), /the engine thread hangs: .*exiting in 1 s/);
+    assert.doesNotMatch(srv.log(), SANITIZER, srv.log().slice(-8000));
+  } finally {
+    if (srv.proc.exitCode === null) srv.proc.kill('SIGKILL');
+  }
+});

@@ -7,6 +7,8 @@
 // token through the same path as a real generation (so markers arrive split
 // as a real model splits them). The model directory (make_tools_model.mjs)
 // has Qwen 3's real tokenizer and chat template.
+// The tool_choice "required" / named tests force nothing: the constraint
+// (engine/constrain.c) must turn the random model's output into a call.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -276,6 +278,110 @@ test('gemma4 format (chosen from the template): thought channel and call syntax'
     assert.equal(t.choices[0].message.reasoning_content, 'Hmm.');
     assert.equal(t.choices[0].message.content, 'Answer.');
     assert.match(g.log(), /chat output: tool calls 'gemma4', reasoning <\|channel>/);
+  } finally {
+    await g.stop();
+  }
+});
+
+// tool_choice "required" / named are enforced by constrained decoding: the
+// random model, with no forced output, must answer with well-formed calls.
+const TOOLS2 = [...TOOLS, {
+  type: 'function',
+  function: {
+    name: 'get_time', description: 'Current time in a time zone',
+    parameters: { type: 'object', properties: { tz: { type: 'string' } }, required: ['tz'] },
+  },
+}];
+const NAMES = TOOLS2.map((t) => t.function.name);
+
+function checkEnforced(message, finish, names) {
+  assert.equal(finish, 'tool_calls');
+  assert.equal(message.content, null);
+  assert.ok(message.tool_calls.length >= 1);
+  for (const call of message.tool_calls) {
+    checkCallShape(call);
+    assert.ok(names.includes(call.function.name), call.function.name);
+    const args = JSON.parse(call.function.arguments);
+    assert.ok(args !== null && typeof args === 'object' && !Array.isArray(args), call.function.arguments);
+  }
+}
+
+async function enforced(extra, names) {
+  const body = { model: 'm', messages: [USER], tools: TOOLS2, temperature: 0, max_tokens: 60, ...extra };
+  const r = await client.chat.completions.create(body);
+  checkEnforced(r.choices[0].message, r.choices[0].finish_reason, names);
+  assert.ok(r.usage.completion_tokens <= body.max_tokens);
+  const s = await streamed(body);
+  assert.equal(s.final.choices[0].finish_reason, 'tool_calls');
+  assert.equal(s.content, '');
+  // greedy: the stream assembles to the same calls as the plain response
+  assert.deepEqual(s.calls.map((c) => [c.name, c.args]),
+    r.choices[0].message.tool_calls.map((c) => [c.function.name, c.function.arguments]));
+  return r.choices[0].message;
+}
+
+test('tool_choice "required" is enforced: a well-formed call from a random model, streamed and not', async () => {
+  const m = await enforced({ tool_choice: 'required' }, NAMES);
+  assert.doesNotMatch(srv.log(), /not enforced/);
+  // one call when parallel_tool_calls is false
+  const one = await enforced({ tool_choice: 'required', parallel_tool_calls: false }, NAMES);
+  assert.equal(one.tool_calls.length, 1);
+  // a tight budget still closes the call
+  const tight = await enforced({ tool_choice: 'required', max_tokens: 30 }, NAMES);
+  assert.ok(tight.tool_calls.length >= 1, JSON.stringify(m));
+});
+
+test('a named tool_choice is enforced: exactly that function, one call', async () => {
+  for (const name of NAMES) {
+    const m = await enforced({ tool_choice: { type: 'function', function: { name } } }, [name]);
+    assert.equal(m.tool_calls.length, 1);
+  }
+});
+
+test('enforced tool_choice when sampling, and with reasoning closed first', async () => {
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.create({ model: 'm', messages: [USER], tools: TOOLS2,
+      tool_choice: 'required', temperature: 1, seed, max_tokens: 60 });
+    checkEnforced(r.choices[0].message, r.choices[0].finish_reason, NAMES);
+  }
+  // a template whose generation prompt opens <think>: the constraint closes it first
+  const t = await startServer(['--model', toolsModel, '--chat-template', path.join(here, 'think_open.jinja')]);
+  try {
+    const body = { model: 'm', messages: [USER], tools: TOOLS2, temperature: 0, max_tokens: 60,
+      tool_choice: { type: 'function', function: { name: 'get_time' } } };
+    const tok = await postRaw(t.base, '/tokenize', JSON.stringify(body));
+    const text = (await postRaw(t.base, '/detokenize', JSON.stringify({ tokens: tok.json.tokens }))).json.content;
+    assert.ok(text.endsWith('<|im_start|>assistant\n<think>\n'), JSON.stringify(text.slice(-40)));
+    const r = await t.client().chat.completions.create(body);
+    checkEnforced(r.choices[0].message, r.choices[0].finish_reason, ['get_time']);
+    assert.equal(r.choices[0].message.tool_calls.length, 1);
+    assert.ok(!r.choices[0].message.reasoning_content, r.choices[0].message.reasoning_content);
+  } finally {
+    await t.stop();
+  }
+});
+
+test('gemma4 format: tool_choice enforced in its own call syntax', async () => {
+  const g = await startServer(['--model', toolsModel, '--chat-template', path.join(here, 'gemma4_like.jinja')]);
+  try {
+    const gc = g.client();
+    for (const [choice, names] of [['required', NAMES], [{ type: 'function', function: { name: 'get_time' } }, ['get_time']]]) {
+      const body = { model: 'm', messages: [USER], tools: TOOLS2, tool_choice: choice, temperature: 0, max_tokens: 60 };
+      const r = await gc.chat.completions.create(body);
+      checkEnforced(r.choices[0].message, r.choices[0].finish_reason, names);
+      assert.equal(r.choices[0].message.tool_calls.length, 1);
+      const saved = client;
+      client = gc;
+      try {
+        const s = await streamed(body);
+        assert.equal(s.final.choices[0].finish_reason, 'tool_calls');
+        assert.deepEqual(s.calls.map((c) => [c.name, c.args]),
+          r.choices[0].message.tool_calls.map((c) => [c.function.name, c.function.arguments]));
+      } finally {
+        client = saved;
+      }
+    }
+    assert.doesNotMatch(g.log(), /not enforced/);
   } finally {
     await g.stop();
   }

@@ -387,8 +387,79 @@ def request_seeds():
             put("request", "body%d_odd.json" % i, json.dumps(b) + " ")
 
 
+# ---- sharded safetensors (fuzz_safetensors_sharded.c) ------------------------
+def sharded_seeds():
+    a = safetensors([("model.embed_tokens.weight", "BF16", [8, 4]), ("model.norm.weight", "F32", [4])],
+                    {"format": "pt"})
+    b = safetensors([("model.layers.0.mlp.up_proj.weight", "F16", [4, 4]),
+                     ("lm_head.weight", "BF16", [8, 4])])
+    c = safetensors([("model.layers.1.mlp.up_proj.weight", "F8_E4M3", [4, 4])])
+    def index(wm):
+        return json.dumps({"metadata": {"total_size": 1234}, "weight_map": wm}, indent=2).encode()
+    wm2 = {"model.embed_tokens.weight": "s1.safetensors", "model.norm.weight": "s1.safetensors",
+           "model.layers.0.mlp.up_proj.weight": "s2.safetensors",
+           "lm_head.weight": "s2.safetensors"}
+    put("safetensors_sharded", "two_shards", index(wm2) + SEP + a + SEP + b)
+    wm3 = dict(wm2, **{"model.layers.1.mlp.up_proj.weight": "s3.safetensors"})
+    put("safetensors_sharded", "three_shards", index(wm3) + SEP + a + SEP + b + SEP + c)
+    # the index names a tensor in the wrong shard / a shard that is missing
+    put("safetensors_sharded", "wrong_shard",
+        index(dict(wm2, **{"lm_head.weight": "s1.safetensors"})) + SEP + a + SEP + b)
+    put("safetensors_sharded", "missing_shard", index(wm3) + SEP + a + SEP + b)
+    # the same tensor in two shards
+    put("safetensors_sharded", "duplicate_across_shards", index(wm2) + SEP + a + SEP + b + SEP + a)
+    # no index: every *.safetensors of the directory, sorted
+    put("safetensors_sharded", "no_index", SEP + a + SEP + b)
+
+
+# ---- GGUF vocabularies (fuzz_gguf_vocab.c) ---------------------------------
+def vocab_input(flags, bos, eos, unk, tokens, attrs=b"", merges=(), probe=b""):
+    """The structured form fuzz_gguf_vocab.c turns into a GGUF file."""
+    return (bytes([flags, bos, eos, unk]) + b"\n".join(t.encode() for t in tokens) + SEP + attrs
+            + SEP + "\n".join(merges).encode() + SEP + probe)
+
+
+def vocab_seeds():
+    spm = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+    pieces = ["\u2581", "t", "h", "e", "\u2581t", "he", "\u2581the", "l", "o", "lo", "\u2581w",
+              "\u2581wor", "r", "d", "\u4e2d"]
+    spm += pieces
+    # types: unknown, control x2, byte x256, normal; scores: higher = merged first
+    attrs = bytes([2, 0, 3, 0, 3, 0]) + bytes([6, 0]) * 256
+    attrs += b"".join(bytes([1, (len(p) * 16) & 0x7F]) for p in pieces)
+    put("gguf_vocab", "llama_spm", vocab_input(0b10001110, 1, 2, 0, spm, attrs,
+                                               probe="the world \u4e2d\u6587".encode()))
+    put("gguf_vocab", "llama_spm_no_types_no_prefix", vocab_input(0b00001000, 1, 2, 0, spm))
+    b2u = bytes_to_unicode()
+    bl = ["<|endoftext|>", "<|im_start|>"] + [b2u[b] for b in range(256)]
+    merges = []
+    for a, b in [("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), ("\u0120", "w"),
+                 ("o", "r"), ("\u0120w", "or"), ("l", "d"), ("\u0120wor", "ld")]:
+        merges.append(a + " " + b)
+        bl.append(a + b)
+    attrs = bytes([3, 0, 3, 0]) + bytes([1, 0]) * (len(bl) - 2)
+    for pre, name in ((1, "llama_bpe"), (2, "qwen2"), (3, "gpt2"), (0, "default")):
+        put("gguf_vocab", "gpt2_" + name,
+            vocab_input(0b00000011 | (pre << 5), 0xFF, 0, 0xFF, bl, attrs, merges,
+                        b"hello world<|endoftext|> 123"))
+    src = os.path.join(SHARED, "models", "stories260K.gguf")
+    if os.path.exists(src):
+        raw, n = stories_kvs(src)
+        put("gguf_vocab", "stories260K_vocab.gguf", gguf([], [], raw_kv=raw, n_raw_kv=n))
+
+
+# python3 tests/fuzz/make_corpus.py --only sharded_seeds vocab_seeds: just those
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--only":
+    SHARED = os.environ.get("SP_SHARED_DIR", "/work/shared")
+    for fn in sys.argv[2:]:
+        globals()[fn]()
+    sys.exit(0)
+
+
 if __name__ == "__main__":
     st_seeds()
+    sharded_seeds()
+    vocab_seeds()
     gguf_seeds()
     config_seeds()
     tokenizer_seeds()

@@ -5,18 +5,21 @@
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
 #   tests/fuzz/run.sh replay    (seeds + regressions under ASan/UBSan, no fuzzing)
 #   tests/fuzz/run.sh triage [TARGET...]  (what each stored crash triggers now)
-#     SECONDS_PER_TARGET  default 30; TARGET: safetensors gguf json_config
-#                         tokenizer_load tokenize detok template request
+#     SECONDS_PER_TARGET  default 30; TARGET: safetensors safetensors_sharded
+#                         gguf gguf_vocab json_config tokenizer_load tokenize
+#                         detok template toolcall request
 #                         (default: every tests/fuzz/fuzz_*.c)
 #   environment:
 #     FUZZ_OUT=build/fuzz  build + working directory (corpus copies, logs,
 #                          crash files); nothing is written into the repo
 #     FUZZ_JOBS=2          make -j for the build
+#     FUZZ_PARALLEL=1      targets fuzzed at the same time (one process
+#                          each; `make fuzz-ci` uses one per core)
 #     FUZZ_WORKAROUNDS=1   step around the known bugs listed in
 #                          fuzz_common.h (campaigns only; CI leaves it unset)
 #     FUZZ_ARGS="..."      extra libFuzzer flags (e.g. -jobs=4 -workers=4)
 #
-# Prints one line per target (execs, corpus size, result) and exits non-zero
+# Prints one line per target (execs, corpus size, seconds, result) and exits non-zero
 # if any target failed to build, crashed, leaked, hung or ran out of memory;
 # the reproducer stays in FUZZ_OUT/artifacts/<target>/. Replay one with
 #   FUZZ_OUT/fuzz_<target> FUZZ_OUT/artifacts/<target>/crash-...
@@ -82,10 +85,13 @@ jobs="${FUZZ_JOBS:-2}"
 if [[ $# -gt 0 ]]; then
     targets=("$@")
 else
-    targets=()
+    # the targets that load the real tokenizers first (seconds to start under
+    # ASan): with FUZZ_PARALLEL > 1 the others run beside them
+    targets=(request tokenize detok)
     for f in tests/fuzz/fuzz_*.c; do
         t="${f#tests/fuzz/fuzz_}"
-        targets+=("${t%.c}")
+        t="${t%.c}"
+        case "$t" in request | tokenize | detok) ;; *) targets+=("$t") ;; esac
     done
 fi
 for t in "${targets[@]}"; do
@@ -99,6 +105,19 @@ if ! command -v clang >/dev/null; then
     echo "run.sh: clang is required (libFuzzer ships with it)" >&2
     exit 2
 fi
+# Debian ships libFuzzer and the sanitizer runtimes in libclang-rt-14-dev,
+# which clang only recommends: say so instead of failing at the first link.
+probe_dir="$(mktemp -d)"
+printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { return (int)(n && d[0]); }\n' \
+    >"$probe_dir/p.c"
+if ! clang -fsanitize=fuzzer,address,undefined "$probe_dir/p.c" -o "$probe_dir/p" 2>"$probe_dir/err"; then
+    head -5 "$probe_dir/err" >&2
+    echo "run.sh: clang cannot link -fsanitize=fuzzer (install libclang-rt-14-dev:" \
+        "scripts/install-deps.sh)" >&2
+    rm -rf "$probe_dir"
+    exit 2
+fi
+rm -rf "$probe_dir"
 
 # The tokenizer-based targets load real tokenizers (fetched once, cached).
 export SP_TOKENIZERS_DIR="${SP_TOKENIZERS_DIR:-$root/build/tokenizers}"
@@ -118,48 +137,51 @@ echo "run.sh: building into $out (log: $out/logs/build.log)" >&2
 bins=()
 for t in "${targets[@]}"; do bins+=("$out/fuzz_$t"); done
 rm -f "${bins[@]}" # relinked (objects are kept): a stale binary never runs
+t_build=$SECONDS
 # -k: a layer that does not compile only blocks the targets that need it
 make -k -f tests/fuzz/fuzz.mk -j"$jobs" OUT="$out" FUZZ_CFLAGS="$fuzz_cflags" "${bins[@]}" \
     >"$out/logs/build.log" 2>&1 || grep -E "error:|\*\*\*" "$out/logs/build.log" | head -20 >&2
+t_build=$((SECONDS - t_build))
 
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=0:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
-declare -a rows
-failed=0
-for t in "${targets[@]}"; do
-    bin="$out/fuzz_$t"
+# Fuzzes one target; writes its table row to $out/logs/$t.row. Runs in the
+# background when FUZZ_PARALLEL > 1, so it only touches its own files.
+fuzz_one() { # TARGET
+    local t="$1" bin="$out/fuzz_$1" row="$out/logs/$1.row"
     if [[ ! -x "$bin" ]]; then
-        rows+=("$(printf '%-16s %12s %8s  %s' "$t" - - "BUILD FAILED (see $out/logs/build.log)")")
-        failed=1
-        continue
+        printf '%-20s %12s %8s %6s  %s\n' "$t" - - - "FAILED: did not build (see $out/logs/build.log)" >"$row"
+        return
     fi
-    corpus="$out/corpus/$t"
-    arts="$out/artifacts/$t"
+    local corpus="$out/corpus/$t" arts="$out/artifacts/$t" log="$out/logs/$t.log"
     mkdir -p "$corpus" "$arts"
     # the seeds join whatever earlier runs found (never written back)
     cp -n "tests/fuzz/corpus/$t/"* "$corpus/" 2>/dev/null
-    dict=()
+    local dict=()
     [[ -f "tests/fuzz/dict/$t.dict" ]] && dict=("-dict=tests/fuzz/dict/$t.dict")
-    log="$out/logs/$t.log"
+    local before t0 rc
     before="$(ls "$arts" | wc -l)"
     echo "run.sh: fuzzing $t for ${secs}s (log: $log)" >&2
+    t0=$SECONDS
+    # the outer timeout only bounds a target that stops honouring
+    # -max_total_time (a load that never ends); it counts as a failure
     # shellcheck disable=SC2086
-    "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
-        -print_final_stats=1 -artifact_prefix="$arts/" "${dict[@]}" ${FUZZ_ARGS:-} \
-        "$corpus" >"$log" 2>&1
+    timeout -k 10 $((secs * 2 + 120)) "$bin" -max_total_time="$secs" -rss_limit_mb=2048 \
+        -timeout=10 -print_final_stats=1 -artifact_prefix="$arts/" "${dict[@]}" \
+        ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1
     rc=$?
+    local execs units result="ok" wall=$((SECONDS - t0))
     execs="$(grep -ho 'stat::number_of_executed_units: *[0-9]*' "$log" |
         awk '{s += $2} END {print s + 0}')"
     if [[ "$execs" == 0 ]]; then # -fork mode prints no final stats
         execs="$(grep -oE '^#[0-9]+' "$log" | tr -d '#' | sort -n | tail -1)"
     fi
     units="$(ls "$corpus" | wc -l)"
-    result="ok"
     # with -fork=N -ignore_crashes=1 the exit status hides crashes: new
     # artifacts count as a failure too
     if [[ $rc -ne 0 || "$(ls "$arts" | wc -l)" -gt "$before" ]]; then
-        failed=1
+        local art summary nnew
         art="$(ls -t "$arts" | head -1)"
         summary="$(triage_one "$bin" "$arts/$art" | cut -c1-160)"
         nnew=$(($(ls "$arts" | wc -l) - before))
@@ -169,9 +191,34 @@ for t in "${targets[@]}"; do
             result="FAILED rc=$rc (no artifact; see $log): $summary"
         fi
     fi
-    rows+=("$(printf '%-16s %12s %8s  %s' "$t" "$execs" "$units" "$result")")
+    printf '%-20s %12s %8s %5ss  %s\n' "$t" "${execs:-0}" "$units" "$wall" "$result" >"$row"
+}
+
+# FUZZ_PARALLEL targets at a time (CI: one per core); each is one process.
+par="${FUZZ_PARALLEL:-1}"
+t_all=$SECONDS
+for t in "${targets[@]}"; do
+    rm -f "$out/logs/$t.row"
+    if [[ "$par" -le 1 ]]; then
+        fuzz_one "$t"
+        continue
+    fi
+    while [[ "$(jobs -rp | wc -l)" -ge "$par" ]]; do wait -n; done
+    fuzz_one "$t" &
+done
+wait
+
+declare -a rows
+failed=0
+for t in "${targets[@]}"; do
+    r="$(cat "$out/logs/$t.row" 2>/dev/null)"
+    [[ -z "$r" ]] && r="$(printf '%-20s %12s %8s %6s  %s' "$t" - - - "FAILED: no result")"
+    [[ "$r" == *FAILED* ]] && failed=1
+    rows+=("$r")
 done
 
-printf '\n%-16s %12s %8s  %s\n' target execs corpus result
+printf '\n%-20s %12s %8s %6s  %s\n' target execs corpus time result
 for r in "${rows[@]}"; do echo "$r"; done
+echo "run.sh: ${#targets[@]} targets, ${secs} s each, $par at a time: $((SECONDS - t_all)) s" \
+    "fuzzing (+ $t_build s building)"
 exit $failed

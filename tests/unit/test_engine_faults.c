@@ -113,6 +113,9 @@ static void test_parse(void) {
     CHECK(f.die_after_steps == 3 && f.nan_logits_token == 0 && f.forward_fail_token == -1);
     CHECK(sp_fault_parse("forward_fail_token=12,", &f, &err) == SP_OK &&
           f.forward_fail_token == 12);
+    CHECK(sp_fault_parse("engine_hang_after_steps=4", &f, &err) == SP_OK &&
+          f.hang_after_steps == 4 && sp_fault_any(&f));
+    CHECK(sp_fault_parse("engine_hang_after_steps=0", &f, &err) == SP_EINVAL);
     const char *bad[] = {
         "engine_die_after_steps=0", "engine_die_after_steps=x", "nope=1",
         "forward_fail_token",       "forward_fail_token=-1",    "nan_logits_token=1x"};

@@ -18,9 +18,11 @@
 
 #include "../fuzz/fuzz_detok.c"
 #include "../fuzz/fuzz_gguf.c"
+#include "../fuzz/fuzz_gguf_vocab.c"
 #include "../fuzz/fuzz_json_config.c"
 #include "../fuzz/fuzz_request.c"
 #include "../fuzz/fuzz_safetensors.c"
+#include "../fuzz/fuzz_safetensors_sharded.c"
 #include "../fuzz/fuzz_template.c"
 #include "../fuzz/fuzz_tokenize.c"
 #include "../fuzz/fuzz_tokenizer_load.c"
@@ -38,7 +40,8 @@ static const fuzz_target targets[] = {
     {"json_config", fuzz_json_config, 0}, {"tokenizer_load", fuzz_tokenizer_load, 0},
     {"tokenize", fuzz_tokenize, 1},       {"detok", fuzz_detok, 1},
     {"template", fuzz_template, 0},       {"request", fuzz_request, 1},
-    {"toolcall", fuzz_toolcall, 0},
+    {"toolcall", fuzz_toolcall, 0},       {"safetensors_sharded", fuzz_safetensors_sharded, 0},
+    {"gguf_vocab", fuzz_gguf_vocab, 0},
 };
 
 static int cmp_names(const void *a, const void *b) {
