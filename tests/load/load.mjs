@@ -45,7 +45,7 @@ const sentence = (n) => Array.from({ length: n }, () => pick(WORDS)).join(' ');
 // Bad requests and the status each must get.
 const BAD = [
   { path: '/v1/chat/completions', body: '{"messages": [', status: 400 },
-  { path: '/v1/chat/completions', body: '{"messages": [{"role": "user", "content": "hi"}], "n": 2}', status: 400 },
+  { path: '/v1/chat/completions', body: '{"messages": [{"role": "user", "content": "hi"}], "n": 17}', status: 400 },
   { path: '/v1/completions', body: JSON.stringify({ prompt: 'x '.repeat(400), max_tokens: 4 }), status: 400 },
   { path: '/v1/completions', body: '{"prompt": "a\\u0000b"}', status: 400 },
   { path: '/v1/nothing', body: '{}', status: 404 },
