@@ -11,6 +11,7 @@
 
 #include "../conformance/fixture.h"
 #include "check.h"
+#include "model_dir.h"
 #include "engine/engine.h"
 
 #define N_THREADS 8
@@ -21,44 +22,7 @@ static sp_engine *engine;
 /* A model directory: the fixture's weights plus a byte-level tokenizer
  * covering its 512 ids (the fixture ships none; the engine needs one). */
 static int make_model_dir(const char *dir) {
-    char path[2048];
-    mkdir(dir, 0755);
-    const char *files[] = {"config.json", "model.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        char src[2048];
-        snprintf(src, sizeof src, "%s/%s", fx.dir, files[i]);
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-        if (symlink(src, path) != 0) return 0;
-    }
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return 0;
-    fprintf(f, "{\"version\":\"1.0\",\"added_tokens\":[],\"normalizer\":null,"
-               "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
-               "\"trim_offsets\":true,\"use_regex\":true},\"post_processor\":null,"
-               "\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,"
-               "\"trim_offsets\":true,\"use_regex\":true},"
-               "\"model\":{\"type\":\"BPE\",\"dropout\":null,\"unk_token\":null,"
-               "\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,"
-               "\"fuse_unk\":false,\"byte_fallback\":false,\"vocab\":{");
-    /* ids 0..255: GPT-2's printable stand-ins for the bytes; 256..: fillers */
-    int n = 0;
-    for (int b = 0; b < 256; b++) {
-        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-        static int extra = 0;
-        unsigned cp = printable ? (unsigned)b : 256u + (unsigned)extra++;
-        char u[8];
-        int len = cp < 0x80
-                      ? (u[0] = (char)cp, 1)
-                      : (u[0] = (char)(0xC0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 0x3F)), 2);
-        u[len] = 0;
-        fprintf(f, "%s\"%s%s\":%d", n ? "," : "", cp == '"' || cp == '\\' ? "\\" : "", u, b);
-        n++;
-    }
-    for (int id = 256; id < fx.vocab; id++) fprintf(f, ",\"<filler_%d>\":%d", id, id);
-    fprintf(f, "},\"merges\":[]}}\n");
-    return fclose(f) == 0;
+    return model_dir_byte_tokenizer(fx.dir, fx.vocab, dir);
 }
 
 static void *generate(void *arg) {

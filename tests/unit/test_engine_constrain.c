@@ -14,6 +14,7 @@
 
 #include "chat/toolcall.h"
 #include "check.h"
+#include "model_dir.h"
 #include "engine/engine.h"
 
 #define VOCAB 512 /* the llama fixture's */
@@ -36,17 +37,7 @@ static void put_piece(FILE *f, const char *s) {
 }
 
 static int make_model_dir(const char *dir) {
-    char src[2048], path[2048];
-    mkdir(dir, 0755);
-    const char *files[] = {"config.json", "model.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(src, sizeof src, "%s/fixtures/llama/%s", SP_SHARED_DIR, files[i]);
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-        if (symlink(src, path) != 0) return 0;
-    }
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    FILE *f = fopen(path, "w");
+    FILE *f = model_dir_link(SP_SHARED_DIR "/fixtures/llama", dir);
     if (!f) return 0;
     static const char *added[][2] = {{"0", "<unk>"},      {"1", "<s>"},
                                      {"2", "</s>"},       {"504", "<|python_tag|>"},

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "model_dir.h"
 #include "engine/engine.h"
 #include "engine/fault.h"
 
@@ -19,17 +20,7 @@
 /* The llama fixture's weights plus a tokenizer of filler names: requests
  * here are token ids, the engine only needs a tokenizer to load. */
 static int make_model_dir(const char *dir) {
-    char src[2048], path[2048];
-    mkdir(dir, 0755);
-    const char *files[] = {"config.json", "model.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(src, sizeof src, "%s/fixtures/llama/%s", SP_SHARED_DIR, files[i]);
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-        if (symlink(src, path) != 0) return 0;
-    }
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    FILE *f = fopen(path, "w");
+    FILE *f = model_dir_link(SP_SHARED_DIR "/fixtures/llama", dir);
     if (!f) return 0;
     fprintf(f, "{\"version\":\"1.0\",\"added_tokens\":[],\"normalizer\":null,"
                "\"pre_tokenizer\":null,\"post_processor\":null,\"decoder\":null,"
