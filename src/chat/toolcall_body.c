@@ -149,20 +149,28 @@ static int phase_pre(sp_chat_parser *p, sp_chat_evs *out, int final) {
     return 0;
 }
 
-/* An opening we could not stream: buffer to the close marker, parse whole. */
-static int phase_raw(sp_chat_parser *p, sp_chat_evs *out, int final) {
+/* Moves the pending text before the close marker into p->raw and drops
+ * the marker; without a marker, all of it when final, else all but a tail
+ * that may be the marker's start. Returns 1 if the marker was found. */
+static int take_to_close(sp_chat_parser *p, int final) {
     const char *s = p->pend.s;
     size_t n = p->pend.n;
     const char *f = tc_find(s, n, p->close);
     size_t take = f ? (size_t)(f - s) : final ? n : n - tc_partial_suffix(s, n, p->close);
     tc_buf_add(&p->raw, s, take);
     tc_buf_drop_front(&p->pend, take + (f ? strlen(p->close) : 0));
-    if (!f && !final) return -1;
+    return f != NULL;
+}
+
+/* An opening we could not stream: buffer to the close marker, parse whole. */
+static int phase_raw(sp_chat_parser *p, sp_chat_evs *out, int final) {
+    int closed = take_to_close(p, final);
+    if (!closed && !final) return -1;
     if (p->o.tools == SP_TOOLS_HERMES && tc_json_calls(p, out, p->raw.s, p->raw.n) > 0) {
         tc_buf_reset(&p->raw);
         return 1;
     }
-    if (f) {
+    if (closed) {
         tc_buf_add(&p->raw, p->close, strlen(p->close));
         degrade(p, out, "not a {\"name\", \"arguments\"} object");
     } else {
@@ -380,13 +388,7 @@ static int phase_args_gemma(sp_chat_parser *p, sp_chat_evs *out, int final) {
 
 /* After the arguments: skip to the close marker (hermes: the object's '}'). */
 static int phase_post(sp_chat_parser *p, sp_chat_evs *out, int final) {
-    const char *s = p->pend.s;
-    size_t n = p->pend.n;
-    const char *f = tc_find(s, n, p->close);
-    size_t take = f ? (size_t)(f - s) : final ? n : n - tc_partial_suffix(s, n, p->close);
-    tc_buf_add(&p->raw, s, take);
-    tc_buf_drop_front(&p->pend, take + (f ? strlen(p->close) : 0));
-    if (!f && !final) return -1;
+    if (!take_to_close(p, final) && !final) return -1;
     /* what was between: whitespace and (hermes) the closing brace */
     size_t k = 0, braces = 0, other = 0;
     for (; k < p->raw.n; k++) {
