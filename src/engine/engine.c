@@ -346,7 +346,11 @@ sp_status sp_engine_submit(sp_engine *e, const sp_request_params *p, sp_request 
                            sp_error *err) {
     *out = NULL;
     const sp_engine_info *in = sp_engine_get_info(e);
-    if (!in) return sp_fail(err, SP_EBUSY, "the model is not loaded (yet)");
+    if (!in)
+        return sp_fail(err, SP_EBUSY,
+                       sp_engine_get_state(e, NULL) == SP_ENGINE_LOADING
+                           ? "the model is not loaded yet"
+                           : "the engine is not serving (it failed, stopped or hangs)");
     SP_TRY(validate(in, p, err));
     uint64_t id = atomic_fetch_add(&e->next_id, 1);
     sp_request_params q = *p;
