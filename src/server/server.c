@@ -339,6 +339,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cn->t0 = sp_now_ms();
         cn->id = atomic_fetch_add(&s->next_id, 1);
         *con_cls = cn;
+        atomic_fetch_add(&s->open_requests, 1);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->opts.max_body) {
             cn->too_big = 1;
@@ -388,6 +389,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(cn->body);
     free(cn);
     *con_cls = NULL;
+    atomic_fetch_sub(&s->open_requests, 1);
 }
 
 /* libmicrohttpd's messages, as log lines. "Application reported internal
@@ -478,6 +480,14 @@ void sp_server_quiesce(sp_server *s) {
 
 void sp_server_stop(sp_server *s) {
     if (!s) return;
+    /* Answers of requests the engine has just finished or cancelled may still
+     * be on their way out; stopping the daemon now would reset those
+     * connections. Wait for them (bounded: a client that stopped reading
+     * must not hold the exit). */
+    for (int i = 0; i < 300 && atomic_load(&s->open_requests) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (s->daemon) MHD_stop_daemon(s->daemon); /* closes (and unlists) every connection */
     conn_guard_stop(s->guard);
     free(s->host);

@@ -36,6 +36,7 @@ struct sp_server {
     struct MHD_Daemon *daemon;
     int port;
     atomic_uint_fast64_t next_id;
+    atomic_int open_requests;            /* headers read, response not yet fully sent */
     atomic_uint_fast64_t http_status[6]; /* by hundreds: 1xx..5xx; [0] other */
     long created;                        /* unix time for /v1/models */
     /* output formats (tools.c): from --tool-parser or probed from the chat
