@@ -43,15 +43,19 @@ typedef struct sp_kernel_table {
     void (*dot_rows)(float *s, const float *q, const float *const *rows, int n, int dim);
     /* Prefill GEMM on a packed panel of SP_PANEL rows: the caller converts
      * (or dequantizes) SP_PANEL weight rows of a k-slice to f32 once and
-     * packs them k-major, p[k*SP_PANEL + r]; then
-     * y[t*y_stride + r] += sum_{k<n} p[k*SP_PANEL + r] * x[t*x_stride + k]
-     * for r < rows (<= SP_PANEL), t < toks. Register tiles are tokens x
-     * SP_PANEL rows as an outer product: no horizontal sums, two vector
-     * loads per six broadcasts and twelve FMAs. NULL where the level has
-     * none. pack_panel: p from `rows` rows of type wt (F32, F16 or BF16;
-     * row r at (char *)src + r*src_stride), n values each, converted exactly
-     * to f32; rows past `rows` are zero. */
-    void (*gemm_panel)(int rows, int toks, int n, const float *p, const float *x, size_t x_stride,
+     * packs them k-major, p[k*SP_PANEL + r], and lays the activations out
+     * in groups of SP_PGROUP tokens, k-major within a group: token t's
+     * value k at x[(t / SP_PGROUP) * x_gstride + k*SP_PGROUP + t % SP_PGROUP]
+     * (x already advanced to the slice's first k; the first token starts a
+     * group); then
+     * y[t*y_stride + r] += sum_{k<n} p[k*SP_PANEL + r] * x(t, k)
+     * for r < rows (<= SP_PANEL), t < toks. Register tiles are SP_PGROUP
+     * tokens x SP_PANEL rows as an outer product: no horizontal sums, two
+     * vector loads per six broadcasts and twelve FMAs. NULL where the
+     * level has none. pack_panel: p from `rows` rows of type wt (F32, F16
+     * or BF16; row r at (char *)src + r*src_stride), n values each,
+     * converted exactly to f32; rows past `rows` are zero. */
+    void (*gemm_panel)(int rows, int toks, int n, const float *p, const float *x, size_t x_gstride,
                        float *y, size_t y_stride);
     void (*pack_panel)(sp_dtype wt, int rows, int n, const void *src, size_t src_stride, float *p);
     /* Integer prefill GEMM (SP_PREC_FAST, Q8_0 / Q4_0 weights, activations
@@ -92,6 +96,7 @@ typedef struct sp_kernel_table {
 } sp_kernel_table;
 
 #define SP_PANEL  16
+#define SP_PGROUP 6 /* tokens per register tile (and activation group) of gemm_panel */
 #define SP_IGROUP 6 /* tokens per register tile of igemm */
 
 extern const sp_kernel_table sp_kernels_scalar;

@@ -420,10 +420,12 @@ static void pack_panel(sp_dtype wt, int rows, int n, const void *src, size_t ss,
             p[(size_t)k * SP_PANEL + r] = r < rows ? load_w1(wt, w + (size_t)r * ss, k) : 0.0f;
 }
 
-/* C tokens x 16 rows; C is a compile-time constant at every call site. */
-INLINE void panel_tile(int C, int rows, int n, const float *p, const float *x, size_t xs, float *y,
+/* C tokens x 16 rows; C is a compile-time constant at every call site. x is
+ * one group of SP_PGROUP tokens, k-major: the C broadcasts of a step read
+ * one 24-byte run, not C rows a row stride apart (10% more FLOP/s in L1). */
+INLINE void panel_tile(int C, int rows, int n, const float *p, const float *x, float *y,
                        size_t ys) {
-    __m256 acc[6][2];
+    __m256 acc[SP_PGROUP][2];
 #pragma GCC unroll 6
     for (int c = 0; c < C; c++) acc[c][0] = acc[c][1] = _mm256_setzero_ps();
     for (int k = 0; k < n; k++) {
@@ -431,7 +433,7 @@ INLINE void panel_tile(int C, int rows, int n, const float *p, const float *x, s
         __m256 w1 = _mm256_loadu_ps(p + (size_t)k * SP_PANEL + 8);
 #pragma GCC unroll 6
         for (int c = 0; c < C; c++) {
-            __m256 xv = _mm256_broadcast_ss(x + c * xs + k);
+            __m256 xv = _mm256_broadcast_ss(x + (size_t)k * SP_PGROUP + c);
             acc[c][0] = _mm256_fmadd_ps(w0, xv, acc[c][0]);
             acc[c][1] = _mm256_fmadd_ps(w1, xv, acc[c][1]);
         }
@@ -451,25 +453,28 @@ INLINE void panel_tile(int C, int rows, int n, const float *p, const float *x, s
     }
 }
 
-static void gemm_panel(int rows, int toks, int n, const float *p, const float *x, size_t xs,
+_Static_assert(SP_PGROUP == 6, "panel_tile's register tile is 6 tokens x 16 rows");
+
+static void gemm_panel(int rows, int toks, int n, const float *p, const float *x, size_t xgs,
                        float *y, size_t ys) {
     int t = 0;
-    for (; t + 6 <= toks; t += 6) panel_tile(6, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+    for (; t + 6 <= toks; t += 6) panel_tile(6, rows, n, p, x + t / 6 * xgs, y + t * ys, ys);
+    const float *xt = x + t / 6 * xgs;
     switch (toks - t) {
     case 5:
-        panel_tile(5, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        panel_tile(5, rows, n, p, xt, y + t * ys, ys);
         break;
     case 4:
-        panel_tile(4, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        panel_tile(4, rows, n, p, xt, y + t * ys, ys);
         break;
     case 3:
-        panel_tile(3, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        panel_tile(3, rows, n, p, xt, y + t * ys, ys);
         break;
     case 2:
-        panel_tile(2, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        panel_tile(2, rows, n, p, xt, y + t * ys, ys);
         break;
     case 1:
-        panel_tile(1, rows, n, p, x + t * xs, xs, y + t * ys, ys);
+        panel_tile(1, rows, n, p, xt, y + t * ys, ys);
         break;
     default:
         break;

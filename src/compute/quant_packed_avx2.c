@@ -8,6 +8,12 @@
 
 #include "compute/quant_internal.h"
 
+/* Keeps v in a register as computed: stops the compiler from re-associating
+ * a block's chain of integer adds into a tree whose extra live values, with
+ * two blocks in flight, spilled the accumulators to the stack (gcc 12 -O3).
+ * One block at a time with the chain kept runs as fast and spills nothing. */
+#define SP_KEEP(v) __asm__("" : "+x"(v))
+
 static inline __m256i bcast4(const int8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
@@ -50,6 +56,7 @@ static inline __m256i block_q4_0(const uint8_t *q, const int8_t *y, const int32_
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
         acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(lo, bcast4(y + 4 * k)));
         acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(hi, bcast4(y + 16 + 4 * k)));
+        SP_KEEP(acc);
     }
     __m256i s32 = _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
     return _mm256_sub_epi32(s32, _mm256_set1_epi32(8 * *s));
@@ -65,11 +72,19 @@ static inline __m256i block_q8_0(const uint8_t *q, const int8_t *y) {
         __m256i p =
             _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(bcast4(y + 4 * k), w));
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, one));
+        SP_KEEP(acc);
     }
     return acc;
 }
 
-/* y[r] += sum_b d_r,b * d_y,b * S_r,b with two accumulators (FMA latency). */
+/* Bytes of the group's stream asked for ahead of the block being summed
+ * (software prefetch on top of the hardware's). Two threads streaming 285
+ * MB of packed weights, Zen 3, GB/s, none / 1 KiB / 2 KiB ahead: Q8_0 20.2
+ * / 21.3 / 21.2, Q4_0 16.9 / 17.7 / 18.7 (a plain read: 25-26). Past the
+ * end of a group it reads into the group's scales and the next group. */
+#define PREFETCH_AHEAD 2048
+
+/* y[r] += sum_b d_r,b * d_y,b * S_r,b, one block at a time. */
 static inline __attribute__((always_inline)) void gemv8(int64_t n, const void *group,
                                                         const void *xa, float *y, int q8) {
     int64_t nb = n / SP_QK;
@@ -79,28 +94,18 @@ static inline __attribute__((always_inline)) void gemv8(int64_t n, const void *g
     const int8_t *yq = xa;
     const float *yd = sp_pk_act_d(xa, n);
     const int32_t *ys = sp_pk_act_s(xa, n);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t b = 0;
-    for (; b + 1 < nb; b += 2) {
-        __m256i s0 = q8 ? block_q8_0(q + b * qb, yq + b * SP_QK)
-                        : block_q4_0(q + b * qb, yq + b * SP_QK, ys + b);
-        __m256i s1 = q8 ? block_q8_0(q + (b + 1) * qb, yq + (b + 1) * SP_QK)
-                        : block_q4_0(q + (b + 1) * qb, yq + (b + 1) * SP_QK, ys + b + 1);
-        __m256 d0 =
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        for (size_t l = 0; l < qb; l += 64)
+            _mm_prefetch((const char *)q + b * qb + PREFETCH_AHEAD + l, _MM_HINT_T0);
+        __m256i s = q8 ? block_q8_0(q + b * qb, yq + b * SP_QK)
+                       : block_q4_0(q + b * qb, yq + b * SP_QK, ys + b);
+        __m256 d =
             _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(wd + b)), _mm256_broadcast_ss(yd + b));
-        __m256 d1 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(wd + b + 1)),
-                                  _mm256_broadcast_ss(yd + b + 1));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), d1, acc1);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
+        SP_KEEP(acc);
     }
-    if (b < nb) {
-        __m256i s0 = q8 ? block_q8_0(q + b * qb, yq + b * SP_QK)
-                        : block_q4_0(q + b * qb, yq + b * SP_QK, ys + b);
-        __m256 d0 =
-            _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(wd + b)), _mm256_broadcast_ss(yd + b));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), d0, acc0);
-    }
-    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), _mm256_add_ps(acc0, acc1)));
+    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), acc));
 }
 
 static void gemv8_q4_0(int64_t n, const void *group, const void *xa, float *y) {

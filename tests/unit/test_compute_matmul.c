@@ -107,9 +107,10 @@ static void run_case(problem *p, sp_pool *pool, int with_bias, sp_precision prec
 
 static void test_float_types(sp_pool *pool2, sp_pool *pool3) {
     static const int shapes[][3] = {/* T, out, in */
-                                    {1, 1, 1},    {3, 1, 5},     {1, 37, 71},    {3, 37, 71},
-                                    {17, 37, 71}, {1, 130, 257}, {3, 130, 257},  {17, 130, 257},
-                                    {70, 33, 40}, {1, 20, 1100}, {70, 20, 1100}, {4, 5, 16}};
+                                    {1, 1, 1},      {3, 1, 5},     {1, 37, 71},    {3, 37, 71},
+                                    {17, 37, 71},   {1, 130, 257}, {3, 130, 257},  {17, 130, 257},
+                                    {70, 33, 40},   {1, 20, 1100}, {70, 20, 1100}, {4, 5, 16},
+                                    {1100, 40, 300}}; /* two token blocks of the panel GEMM */
     const sp_dtype types[] = {SP_F32, SP_F16, SP_BF16};
     for (size_t ti = 0; ti < 3; ti++)
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
