@@ -15,7 +15,7 @@
  *   prefill (T >= PANEL_MIN_T) where the level has a panel kernel (AVX2),
  *     any weight type, both precisions: SP_PANEL rows x PANEL_K values are
  *     converted or dequantized once per token block (up to PANEL_GROUPS
- *     groups of 6 tokens: once per matmul for any prompt chunk up to 1026
+ *     groups of 6 tokens: once per matmul for prompt chunks up to 516
  *     tokens) into a k-major f32 panel in L1, then register tiles of 6
  *     tokens x 16 rows (outer products, no horizontal sums) sweep the
  *     tokens past it. The activations are laid out once per call in groups
@@ -30,6 +30,9 @@
  *     IPANEL_BLOCKS blocks, the weights become an int16 panel once, then
  *     vpmaddwd tiles (16 products per instruction, twice an FMA's) sweep
  *     the token groups past it; one f32 scale step per 32-value block.
+ *     Token blocks of up to 576 tokens: at T = 512 one block instead of two
+ *     288-token ones packs each weight once, +11-14% for Q8_0 (2 threads);
+ *     at T = 1024 blocks of 1026 tokens were slower (their pairs leave L2).
  *     Q4_0 keeps its nibbles unsigned and uses vpmaddubsw (32 products
  *     per instruction, int16 sums per block, the offset of 8 folded into
  *     a per-block activation sum). pp512 of a 0.85 B model, one thread,
@@ -53,14 +56,14 @@
 #define ITEMS_PER_THREAD 4   /* work items per thread: late threads get less */
 #define PANEL_MIN_T      32  /* from this many tokens on: the packed-panel GEMM */
 #define PANEL_K          256 /* values per panel slice: 16 KiB of f32, in L1 */
-#define PANEL_GROUPS     171 /* token groups (SP_PGROUP) per block: panels converted once per block */
+#define PANEL_GROUPS     86  /* token groups (SP_PGROUP) per block: 516 tokens, 516 KiB a slice */
 #define PANEL_ROWS       4   /* f32 panels converted together: 64 KiB, in L2 */
-#define PANEL_SWEEP      24 /* tokens meeting all panels at a time: 24 KiB of a slice */
+#define PANEL_SWEEP      24  /* tokens meeting all panels at a time: 24 KiB of a slice */
+#define IPANEL_BLOCKS    8   /* blocks per integer panel slice: 8 KiB of int16 pairs */
+#define IPANEL_GROUPS    96  /* token groups per block at most: 576 tokens */
+#define IPANEL_ROWS      4   /* panels packed together (32 KiB of int16) */
+#define IPANEL_SWEEP     8   /* token groups meeting all panels at a time: 24 KiB of pairs */
 _Static_assert(PANEL_SWEEP % SP_PGROUP == 0, "sweeps start at a group of gemm_panel's activations");
-#define IPANEL_BLOCKS 8  /* blocks per integer panel slice: 8 KiB of int16 pairs */
-#define IPANEL_GROUPS 48 /* token groups per sweep at most: 288 tokens, 144 KiB of pairs */
-#define IPANEL_ROWS   4  /* panels packed together (32 KiB of int16) */
-#define IPANEL_SWEEP  8  /* token groups meeting all panels at a time: 24 KiB of pairs */
 
 typedef enum mm_mode {
     MM_FLOAT,
