@@ -102,6 +102,19 @@ typedef struct mm_ctx {
     size_t xp_stride;                  /* MM_PANEL: floats per group */
 } mm_ctx;
 
+/* The buffer a call prepares its activations in: the pool's shared scratch,
+ * or (no pool) a malloc handed to *owned, which sp_matmul frees. */
+static void *act_buffer(sp_pool *pool, size_t bytes, void **owned) {
+    return pool ? sp_pool_scratch(pool, SP_POOL_SHARED, bytes) : (*owned = malloc(bytes));
+}
+
+/* Tokens per block when at most max_groups groups of `group` tokens fit one:
+ * equal blocks (whole groups), so there is no short tail block. */
+static int token_step(int T, int group, int max_groups) {
+    int G = (T + group - 1) / group, nblk = (G + max_groups - 1) / max_groups;
+    return (G + nblk - 1) / nblk * group;
+}
+
 /* Rows of work item i of n: equal shares in units of ROW_UNIT rows. */
 static void item_rows(const mm_ctx *c, int i, int n, int *o0, int *o1) {
     int units = (c->out + ROW_UNIT - 1) / ROW_UNIT;
@@ -221,9 +234,7 @@ static void panel_pack(const mm_ctx *c, int r, int R, int k0, int n, float *rows
  * Each output's sum runs over the same k order as with one panel at a time. */
 static void run_panel(const mm_ctx *c, int o0, int o1) {
     float rows[SP_PANEL * PANEL_K], panel[PANEL_ROWS][SP_PANEL * PANEL_K];
-    int G = (c->T + SP_PGROUP - 1) / SP_PGROUP;
-    int nblk_t = (G + PANEL_GROUPS - 1) / PANEL_GROUPS; /* equal token blocks: no short tail */
-    int step = (G + nblk_t - 1) / nblk_t * SP_PGROUP;
+    int step = token_step(c->T, SP_PGROUP, PANEL_GROUPS);
     for (int tb = 0; tb < c->T; tb += step) {
         int nt = c->T - tb < step ? c->T - tb : step;
         for (int r0 = o0; r0 < o1; r0 += PANEL_ROWS * SP_PANEL) {
@@ -268,9 +279,8 @@ static void ipanel_pack(const mm_ctx *c, int r, int R, int nb, int b0, int m, in
 static void run_ipanel(const mm_ctx *c, int o0, int o1) {
     _Alignas(32) int16_t p[IPANEL_ROWS][IPANEL_BLOCKS * 16 * SP_PANEL * 2]; /* u4: half */
     _Alignas(32) float pd[IPANEL_ROWS][IPANEL_BLOCKS * SP_PANEL];
-    int nb = c->in / 32, G = (c->T + SP_IGROUP - 1) / SP_IGROUP, per_blk = c->u4 ? 9 : 16;
-    int nblk_t = (G + IPANEL_GROUPS - 1) / IPANEL_GROUPS; /* equal token blocks: no short tail */
-    int step = (G + nblk_t - 1) / nblk_t * SP_IGROUP;
+    int nb = c->in / 32, per_blk = c->u4 ? 9 : 16;
+    int step = token_step(c->T, SP_IGROUP, IPANEL_GROUPS);
     for (int tb = 0; tb < c->T; tb += step) {
         int nt = c->T - tb < step ? c->T - tb : step;
         for (int r0 = o0; r0 < o1; r0 += IPANEL_ROWS * SP_PANEL) {
@@ -332,8 +342,7 @@ static void mm_worker(void *arg, int item, int n_items) {
 static char *quantize_activations(sp_pool *pool, mm_ctx *c, void **owned) {
     c->xq_stride = sp_dtype_row_bytes(c->qk->act_type, c->in);
     size_t bytes = c->xq_stride * (size_t)c->T;
-    char *xq =
-        pool ? sp_pool_scratch(pool, SP_POOL_SHARED, bytes) : (char *)(*owned = malloc(bytes));
+    char *xq = act_buffer(pool, bytes, owned);
     if (!xq) return NULL;
     for (int t = 0; t < c->T; t++)
         c->qk->quantize_act(c->x + (size_t)t * c->in, xq + (size_t)t * c->xq_stride, c->in);
@@ -354,23 +363,27 @@ typedef struct act_round {
     int T, in;
 } act_round;
 
+/* n values (one partner block) rounded to the partner type and back. */
+static void round_block(const sp_quant_kernels *qk, sp_isa isa, const float *x, float *dst, int n) {
+    _Alignas(64) char q[512]; /* one partner block: Q8_K is the largest (292 bytes) */
+    qk->quantize_act(x, q, n);
+    sp_quant_dequantize_isa(qk->act_type, isa, q, dst, n);
+}
+
 static void act_round_worker(void *arg, int item, int n_items) {
     const act_round *a = arg;
     int blk = sp_dtype_block(a->qk->act_type);
-    _Alignas(64) char q[512]; /* one partner block: Q8_K is the largest (292 bytes) */
     int t0 = (int)((long long)a->T * item / n_items),
         t1 = (int)((long long)a->T * (item + 1) / n_items);
-    for (size_t i = (size_t)t0 * a->in; i < (size_t)t1 * a->in; i += (size_t)blk) {
-        a->qk->quantize_act(a->x + i, q, blk);
-        sp_quant_dequantize_isa(a->qk->act_type, a->isa, q, a->xr + i, blk);
-    }
+    for (size_t i = (size_t)t0 * a->in; i < (size_t)t1 * a->in; i += (size_t)blk)
+        round_block(a->qk, a->isa, a->x + i, a->xr + i, blk);
 }
 
 /* Returns the rounded rows (pool scratch, or *owned) or NULL on failure. */
 static float *round_activations_act(sp_pool *pool, mm_ctx *c, const sp_quant_kernels *qk,
                                     void **owned) {
     size_t n = (size_t)c->T * (size_t)c->in;
-    float *xr = pool ? sp_pool_scratch(pool, SP_POOL_SHARED, n * 4) : (*owned = malloc(n * 4));
+    float *xr = act_buffer(pool, n * 4, owned);
     if (!xr) return NULL;
     act_round a = {.qk = qk, .isa = c->isa, .x = c->x, .xr = xr, .T = c->T, .in = c->in};
     int nth = sp_pool_size(pool);
@@ -390,15 +403,13 @@ typedef struct panel_acts {
 
 static void panel_row(const panel_acts *a, const float *x, float *dst) {
     const mm_ctx *c = a->c;
-    _Alignas(64) char q[512]; /* one partner block: Q8_K is the largest (292 bytes) */
-    _Alignas(64) float r[256];
+    _Alignas(64) float r[256]; /* one partner block: at most a Q8_K's 256 values */
     int blk = a->qk ? sp_dtype_block(a->qk->act_type) : 256;
     for (int k0 = 0; k0 < c->in; k0 += blk) {
         int n = c->in - k0 < blk ? c->in - k0 : blk;
         const float *v = x + k0;
         if (a->qk) {
-            a->qk->quantize_act(v, q, n);
-            sp_quant_dequantize_isa(a->qk->act_type, c->isa, q, r, n);
+            round_block(a->qk, c->isa, v, r, n);
             v = r;
         }
         for (int k = 0; k < n; k++) dst[(size_t)(k0 + k) * SP_PGROUP] = v[k];
@@ -429,7 +440,7 @@ static float *panel_activations(sp_pool *pool, mm_ctx *c, const sp_quant_kernels
     size_t G = (size_t)(c->T + SP_PGROUP - 1) / SP_PGROUP;
     c->xp_stride = (size_t)c->in * SP_PGROUP;
     size_t bytes = G * c->xp_stride * sizeof(float);
-    float *xp = pool ? sp_pool_scratch(pool, SP_POOL_SHARED, bytes) : (*owned = malloc(bytes));
+    float *xp = act_buffer(pool, bytes, owned);
     if (!xp) return NULL;
     panel_acts a = {.c = c, .qk = qk, .xp = xp};
     int nth = sp_pool_size(pool);
@@ -441,8 +452,7 @@ static float *panel_activations(sp_pool *pool, mm_ctx *c, const sp_quant_kernels
 static char *prepare_packed(sp_pool *pool, mm_ctx *c, void **owned) {
     c->xq_stride = (c->pk->act_bytes(c->in) + 63) & ~(size_t)63;
     size_t bytes = c->xq_stride * (size_t)c->T;
-    char *xq =
-        pool ? sp_pool_scratch(pool, SP_POOL_SHARED, bytes) : (char *)(*owned = malloc(bytes));
+    char *xq = act_buffer(pool, bytes, owned);
     if (!xq) return NULL;
     for (int t = 0; t < c->T; t++)
         c->pk->prep_act(c->x + (size_t)t * c->in, xq + (size_t)t * c->xq_stride, c->in);
@@ -495,8 +505,7 @@ static int setup_ipanel(sp_pool *pool, mm_ctx *c, sp_precision prec, void **owne
     c->xg_stride = (size_t)c->in / 32 * (c->u4 ? 9 : 16) * SP_IGROUP;
     c->xd_stride = (size_t)c->in / 32 * SP_IGROUP;
     size_t bytes = G * (c->xg_stride + c->xd_stride) * 4;
-    char *buf =
-        pool ? sp_pool_scratch(pool, SP_POOL_SHARED, bytes) : (char *)(*owned = malloc(bytes));
+    char *buf = act_buffer(pool, bytes, owned);
     if (!buf) return 0;
     c->xg = (const int32_t *)buf;
     c->xd = (const float *)(buf + G * c->xg_stride * 4);
@@ -508,7 +517,7 @@ static int setup_ipanel(sp_pool *pool, mm_ctx *c, sp_precision prec, void **owne
 /* Rounds every activation to bf16 (nearest even) for MM_BF16_PAIRS. */
 static char *round_activations_bf16(sp_pool *pool, mm_ctx *c, void **owned) {
     size_t n = (size_t)c->T * (size_t)c->in;
-    uint16_t *xb = pool ? sp_pool_scratch(pool, SP_POOL_SHARED, n * 2) : (*owned = malloc(n * 2));
+    uint16_t *xb = act_buffer(pool, n * 2, owned);
     if (!xb) return NULL;
     for (size_t i = 0; i < n; i++) xb[i] = sp_f32_to_bf16(c->x[i]);
     return (char *)xb;
