@@ -7,15 +7,9 @@
 #include <string.h>
 
 #include "check.h"
+#define TEST_RAND_SEED 0x13198a2e03707344ull
+#include "test_rand.h"
 #include "compute/ops.h"
-
-static uint64_t g_rng = 0x13198a2e03707344ull;
-static float frand(float lo, float hi) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return lo + (hi - lo) * (float)((g_rng >> 11) * 0x1.0p-53);
-}
 
 /* Also returns the largest |score|: f32 scores carry an absolute error of a
  * few ulp of it, which exp turns into that much relative error in the

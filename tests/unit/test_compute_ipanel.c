@@ -13,16 +13,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_rand.h"
 #include "compute/ops.h"
 #include "compute/quant.h"
-
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static float frand(float lo, float hi) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return lo + (hi - lo) * (float)((g_rng >> 11) * 0x1.0p-53);
-}
 
 /* x as the kernel sees it: each row quantized to Q8_0 and back. */
 static void quantized_x(sp_dtype wt, const float *x, int T, int in, float *xr) {

@@ -7,19 +7,13 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_rand.h"
 #include "compute/ops.h"
 
 static const int k_sizes[] = {1, 2, 7, 8, 9, 15, 16, 17, 33, 100, 257, 1000, 4099};
 #define N_SIZES  (int)(sizeof(k_sizes) / sizeof(k_sizes[0]))
 #define MAX_SIZE 4099
 
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static float frand(float lo, float hi) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return lo + (hi - lo) * (float)((g_rng >> 11) * 0x1.0p-53);
-}
 static void fill(float *x, int n, float lo, float hi) {
     for (int i = 0; i < n; i++) x[i] = frand(lo, hi);
 }

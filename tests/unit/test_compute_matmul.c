@@ -10,16 +10,10 @@
 #include <string.h>
 
 #include "check.h"
+#define TEST_RAND_SEED 0x243f6a8885a308d3ull
+#include "test_rand.h"
 #include "compute/ops.h"
 #include "compute/quant.h"
-
-static uint64_t g_rng = 0x243f6a8885a308d3ull;
-static float frand(float lo, float hi) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return lo + (hi - lo) * (float)((g_rng >> 11) * 0x1.0p-53);
-}
 
 typedef struct problem {
     int T, out, in;

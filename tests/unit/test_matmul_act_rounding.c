@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_rand.h"
 #include "compute/ops.h"
 #include "compute/pool.h"
 #include "compute/quant.h"
@@ -24,14 +25,6 @@
 
 #define OUT 40
 #define IN  512
-
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static float frand(float lo, float hi) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return lo + (hi - lo) * (float)((g_rng >> 11) * 0x1.0p-53);
-}
 
 typedef struct ref {
     double *y, *mag; /* [T][OUT]: reference and sum |w x| */
