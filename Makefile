@@ -12,7 +12,7 @@ ARGS     ?=
 CMAKE_FLAGS ?=
 TOKENIZERS = $(abspath build/tokenizers)
 
-.PHONY: all build run test unit e2e load asan tsan fuzz fuzz-ci tokenizers bench format format-check clean
+.PHONY: all build run test test-cuda unit e2e load asan tsan fuzz fuzz-ci tokenizers bench format format-check clean
 
 all: build
 
@@ -75,6 +75,14 @@ fuzz-ci: tokenizers
 	  bash tests/fuzz/run.sh $(FUZZ_CI_SECONDS)
 
 test: format-check unit e2e load asan tsan fuzz-ci
+
+# The GPU suite, on a machine with an NVIDIA GPU (the CUDA backend is built
+# whenever nvcc is found): the conformance, GGUF, engine and backend tests
+# on --device cuda (ctest label cuda; each reports "skipped" and why where
+# no GPU is usable), then the e2e suite against `spindle serve --device cuda`.
+test-cuda: build tokenizers
+	ctest --test-dir $(BUILD) --output-on-failure -L cuda
+	SPINDLE_ARGS="--device cuda" bash tests/e2e/run.sh $(BUILD)/spindle $(SHARED) $(BUILD)
 
 bench: build
 	$(BUILD)/spindle bench --model $(MODEL) $(ARGS)

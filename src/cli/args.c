@@ -94,6 +94,37 @@ int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts 
         }
         return 1;
     }
+    if (!strcmp(f, "--device")) {
+        const char *v = arg_value(argc, argv, i);
+        if (!v) return -1;
+        char *end = NULL;
+        if (!strcmp(v, "cpu"))
+            o->device = SP_DEVICE_CPU;
+        else if (!strcmp(v, "auto"))
+            o->device = SP_DEVICE_AUTO;
+        else if (!strcmp(v, "cuda"))
+            o->device = SP_DEVICE_CUDA, o->device_index = 0;
+        else if (!strncmp(v, "cuda:", 5) && v[5] >= '0' && v[5] <= '9' &&
+                 (o->device_index = (int)strtol(v + 5, &end, 10), *end == 0))
+            o->device = SP_DEVICE_CUDA;
+        else {
+            fprintf(stderr, "spindle %s: --device must be cpu, cuda, cuda:N or auto, got '%s'\n",
+                    cmd, v);
+            return -1;
+        }
+        return 1;
+    }
+    if (!strcmp(f, "--load-format")) {
+        const char *v = arg_value(argc, argv, i);
+        if (!v) return -1;
+        if (!strcmp(v, "dummy") || !strcmp(v, "auto"))
+            o->load_dummy = !strcmp(v, "dummy");
+        else {
+            fprintf(stderr, "spindle %s: --load-format must be auto or dummy, got '%s'\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    }
     if (!strcmp(f, "--threads")) {
         const char *v = arg_value(argc, argv, i);
         long n;
@@ -102,6 +133,11 @@ int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts 
         return 1;
     }
     return 0;
+}
+
+void arg_model_opts_default(sp_model_opts *o) {
+    sp_model_opts_default(o);
+    o->device = SP_DEVICE_AUTO;
 }
 
 static const arg_flag *find_flag(const arg_flag *flags, const char *name) {

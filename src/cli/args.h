@@ -17,9 +17,11 @@ int arg_ids(const char *cmd, const char *s, int32_t **ids, size_t *n);
 /* Parses a non-negative integer flag value; 0 on error. */
 int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
 /* Handles the model options shared by commands (--precision, --threads,
- * --mmap, --longrope-long). Returns 1 if argv[*i] was one of them, -1 on a
- * bad value, 0 if not a model option. */
+ * --mmap, --longrope-long, --quantize, --device, --load-format). Returns 1 if argv[*i] was one of
+ * them, -1 on a bad value, 0 if not a model option. */
 int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts *o);
+/* sp_model_opts_default with the command line's default device (AUTO). */
+void arg_model_opts_default(sp_model_opts *o);
 
 /* One command-line flag: a string-valued flag stores its value in *value; a
  * switch (value == NULL) sets *on = 1. */
@@ -40,6 +42,10 @@ int arg_parse(int argc, char **argv, const arg_flag *flags, sp_model_opts *model
     "  --precision f32|fast  f32: exact reference arithmetic (default fast)\n"                     \
     "  --threads N           compute threads (default: all cores)\n"                               \
     "  --mmap                serve weights from the file mapping instead of memory\n"              \
-    "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"
+    "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"                            \
+    "  --device D            cpu, cuda, cuda:N or auto (default: the first usable CUDA\n"          \
+    "                        device, else the CPU)\n"                                              \
+    "  --load-format dummy   random weights sized from config.json (benchmarks of shapes\n"        \
+    "                        whose files do not fit the disk)\n"
 
 #endif

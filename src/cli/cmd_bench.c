@@ -189,8 +189,14 @@ static long rss_mib(void) {
     return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024) / 1024;
 }
 
+/* GPU figures: the device, its memory in use, the GEMM peak probe */
+typedef struct gpu_info {
+    double gemm_tflops;
+    sp_device_mem mem;
+} gpu_info;
+
 static void print_result(const bench_cfg *c, sp_model *m, const bench_result *r, double membw,
-                         int header) {
+                         const gpu_info *gi, int header) {
     const char *name = strrchr(c->model, '/') ? strrchr(c->model, '/') + 1 : c->model;
     int threads = sp_pool_size(sp_model_pool(m));
     double frac = membw > 0 && r->tg_gbs > 0 ? r->tg_gbs / membw : 0;
@@ -199,12 +205,23 @@ static void print_result(const bench_cfg *c, sp_model *m, const bench_result *r,
                "\"bytes_per_token\": %llu, \"threads\": %d, \"batch\": %d, \"precision\": "
                "\"%s\", \"mmap\": %s, \"isa\": \"%s\", \"pp\": %d, \"pp_tps\": %.2f, \"tg\": %d, "
                "\"tg_tps\": %.2f, \"tg_gbs\": %.2f, \"membw_gbs\": %.2f, \"bw_frac\": %.3f, "
-               "\"rss_mib\": %ld, \"max_rss_mib\": %ld}\n",
+               "\"rss_mib\": %ld, \"max_rss_mib\": %ld, ",
                name, weight_type(m), (unsigned long long)sp_model_weight_bytes(m),
                (unsigned long long)bytes_per_token(m), threads, r->batch,
                c->opts.precision == SP_PREC_F32 ? "f32" : "fast",
                c->opts.use_mmap ? "true" : "false", sp_isa_name(sp_ops_isa()), c->pp, r->pp_tps,
                c->tg, r->tg_tps, r->tg_gbs, membw, frac, rss_mib(), max_rss_mib());
+        /* pp FLOPs: 2 per weight per token (attention's share left out) */
+        double params = (double)bytes_per_token(m) *
+                        sp_dtype_block(sp_model_get_desc(m)->layers[0].wq.dtype) /
+                        (double)sp_dtype_block_bytes(sp_model_get_desc(m)->layers[0].wq.dtype);
+        printf("\"device\": \"%s\", \"ttft_ms\": %.2f, \"pp_tflops\": %.2f, "
+               "\"gemm_tflops\": %.2f, \"gpu_mem_used_mib\": %.0f, \"gpu_mem_total_mib\": %.0f, "
+               "\"gpu_weights_mib\": %.0f, \"gpu_kv_mib\": %.0f}\n",
+               sp_model_device_name(m), r->pp_tps > 0 ? 1e3 * c->pp / r->pp_tps : 0,
+               2.0 * params * r->pp_tps / 1e12, gi->gemm_tflops,
+               (gi->mem.total - gi->mem.free) / 1048576.0, gi->mem.total / 1048576.0,
+               gi->mem.weights / 1048576.0, gi->mem.kv / 1048576.0);
         fflush(stdout);
         return;
     }
@@ -224,15 +241,22 @@ static sp_status run_bench(const bench_cfg *c, sp_error *err) {
     double t0 = now_s();
     SP_TRY(sp_model_load(&m, c->model, &c->opts, err));
     if (!c->json)
-        fprintf(stderr, "loaded %s in %.2f s (%s, %d threads)\n", c->model, now_s() - t0,
-                sp_isa_name(sp_ops_isa()), sp_pool_size(sp_model_pool(m)));
-    double membw = c->membw ? sp_membw_read_gbs(sp_model_pool(m), MEMBW_BYTES, 5) : 0, pp_tps = 0;
-    sp_status s = c->pp > 0 ? bench_pp(m, c, &pp_tps, err) : SP_OK;
+        fprintf(stderr, "loaded %s in %.2f s (%s, %s, %d threads)\n", c->model, now_s() - t0,
+                sp_model_device_name(m), sp_isa_name(sp_ops_isa()), sp_pool_size(sp_model_pool(m)));
+    gpu_info gi = {0};
+    double membw = 0, pp_tps = 0;
+    sp_status s = SP_OK;
+    if (sp_model_device(m) == SP_DEVICE_CUDA) /* the limit: the GPU's own bandwidth, measured */
+        s = sp_model_device_probe(m, &membw, &gi.gemm_tflops, err);
+    else if (c->membw)
+        membw = sp_membw_read_gbs(sp_model_pool(m), MEMBW_BYTES, 5);
+    if (s == SP_OK && c->pp > 0) s = bench_pp(m, c, &pp_tps, err);
     for (int i = 0; s == SP_OK && i < c->n_batches; i++) {
         bench_result r = {.batch = c->batches[i], .pp_tps = pp_tps};
         if (c->tg > 0) s = bench_tg(m, c, r.batch, &r.tg_tps, err);
         r.tg_gbs = (double)bytes_per_token(m) * r.tg_tps / r.batch / 1e9;
-        if (s == SP_OK) print_result(c, m, &r, membw, i == 0);
+        sp_model_device_mem(m, &gi.mem);
+        if (s == SP_OK) print_result(c, m, &r, membw, &gi, i == 0);
     }
     sp_model_free(m);
     return s;
@@ -298,7 +322,7 @@ static int parse_args(int argc, char **argv, bench_cfg *c) {
 
 int cmd_bench(int argc, char **argv) {
     bench_cfg c = {.pp = 512, .tg = 128, .reps = 5, .batches = {1}, .n_batches = 1};
-    sp_model_opts_default(&c.opts);
+    arg_model_opts_default(&c.opts);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help")) return usage(stdout), 0;
     if (!parse_args(argc, argv, &c)) return 2;

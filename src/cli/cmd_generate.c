@@ -135,7 +135,7 @@ int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *toks = NULL, *prompt = NULL, *count = "16";
     int chat = 0;
     sp_model_opts o;
-    sp_model_opts_default(&o);
+    arg_model_opts_default(&o);
     const arg_flag flags[] = {{"--model", &model, NULL},   {"--tokens", &toks, NULL},
                               {"--prompt", &prompt, NULL}, {"-n", &count, NULL},
                               {"--chat", NULL, &chat},     {NULL}};

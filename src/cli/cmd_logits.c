@@ -25,7 +25,7 @@ static int write_all(const char *path, const float *x, size_t n) {
 int cmd_logits(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *toks = NULL;
     sp_model_opts o;
-    sp_model_opts_default(&o);
+    arg_model_opts_default(&o);
     const arg_flag flags[] = {
         {"--model", &model, NULL}, {"--out", &out, NULL}, {"--tokens", &toks, NULL}, {NULL}};
     int rc = arg_parse(argc, argv, flags, &o, usage);

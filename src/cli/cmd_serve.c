@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "chat/toolcall.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "server/server.h"
 
@@ -32,6 +33,10 @@ static void usage(FILE *f) {
             "  --threads-http N      max concurrent HTTP connections (default 128)\n"
             "  --precision f32|fast  activation precision (default fast)\n"
             "  --mmap                serve weights from the file mapping\n"
+            "  --device D            cpu, cuda, cuda:N or auto (default: the first usable CUDA\n"
+            "                        device, else the CPU)\n"
+            "  --load-format dummy   random weights sized from config.json\n"
+            "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"
             "  --chat-template FILE  Jinja chat template overriding the model's\n"
             "  --tool-parser NAME    hermes|llama3|gemma4|json|none (default: from the template)\n"
             "  --max-body BYTES      request body limit (default 8M)\n"
@@ -105,7 +110,9 @@ typedef struct serve_args {
 
 static int parse_args(int argc, char **argv, serve_args *a) {
     sp_engine_opts_default(&a->eng);
+    arg_model_opts_default(&a->eng.model);
     sp_server_opts_default(&a->srv);
+    int model_opt;
     a->srv.model_id = NULL;
     a->grace_s = 10;
     for (int i = 1; i < argc; i++) {
@@ -181,18 +188,6 @@ static int parse_args(int argc, char **argv, serve_args *a) {
                 a->eng.kv_memory = n;
             else
                 a->srv.max_body = (size_t)n;
-        } else if (!strcmp(f, "--precision")) {
-            NEED_VALUE();
-            if (!strcmp(v, "f32"))
-                a->eng.model.precision = SP_PREC_F32;
-            else if (!strcmp(v, "fast"))
-                a->eng.model.precision = SP_PREC_FAST;
-            else {
-                fprintf(stderr, "spindle serve: --precision must be f32 or fast\n");
-                return -1;
-            }
-        } else if (!strcmp(f, "--mmap")) {
-            a->eng.model.use_mmap = 1;
         } else if (!strcmp(f, "--chat-template")) {
             NEED_VALUE();
             a->eng.chat_template_file = v;
@@ -217,6 +212,8 @@ static int parse_args(int argc, char **argv, serve_args *a) {
                              : !strcmp(v, "warn")  ? SP_LOG_WARN
                              : !strcmp(v, "error") ? SP_LOG_ERROR
                                                    : SP_LOG_INFO);
+        } else if ((model_opt = arg_model_opt("serve", argc, argv, &i, &a->eng.model)) != 0) {
+            if (model_opt < 0) return -1;
         } else {
             fprintf(stderr, "spindle serve: unknown option '%s'\n", f);
             usage(stderr);

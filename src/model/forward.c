@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "cuda/cuda.h"
 #include "model/internal.h"
 #include "model/rope.h"
 
@@ -480,6 +481,7 @@ sp_status sp_model_forward(sp_model *m, sp_kv *kv, const sp_seq_input *seqs, int
     }
     if (b.n == 0) return SP_OK;
     SP_TRY(check_batch(m, kv, &b, err));
+    if (m->gpu) return sp_cuda_forward(m->gpu, kv->gpu, seqs, n_seqs, logits, err);
     SP_TRY(scratch_reserve(m, b.n, max_blocks, err));
     embed_tokens(m, &b);
     rope_angles(m, b.n);

@@ -295,6 +295,17 @@ static sp_status media_ids(sp_model_desc *d, const json_t *root, const json_t *c
     return SP_OK;
 }
 
+/* --load-format dummy makes weights in the checkpoint's own half type. */
+static sp_dtype dummy_dtype(const json_t *root, const json_t *cfg) {
+    const char *keys[] = {"dtype", "torch_dtype"};
+    for (int i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(cfg, keys[i]);
+        if (!v) v = json_object_get(root, keys[i]);
+        if (json_is_string(v) && !strcmp(json_string_value(v), "float16")) return SP_F16;
+    }
+    return SP_BF16;
+}
+
 static sp_status load_config(const char *dir, json_t **root, const json_t **cfg, char *ctx,
                              size_t ctx_len, sp_error *err) {
     char *path = sp_path_join(dir, "config.json");
@@ -328,14 +339,18 @@ sp_status sp_hf_load(sp_model_desc *d, sp_weights *w, sp_safetensors **st, const
     sp_status s = load_config(dir, &root, &cfg, ctx, sizeof ctx, err);
     if (s == SP_OK) s = sp_hf_config(d, &info, cfg, ctx, opts, err);
     if (s == SP_OK) s = media_ids(d, root, cfg, ctx, err);
+    const char *prefix = root != cfg ? "model.language_model." : "model.";
+    w->dummy_dtype = dummy_dtype(root, cfg);
     json_decref(root);
     SP_TRY(s);
-    SP_TRY(sp_st_open(st, dir, err));
-    w->lookup = st_lookup;
-    w->src = *st;
     w->file = dir;
-    mapper m = {
-        .w = w, .d = d, .info = &info, .prefix = detect_prefix(*st), .one_plus = d->norm_one_plus};
+    if (!w->dummy) { /* dummy weights are sized from config.json alone */
+        SP_TRY(sp_st_open(st, dir, err));
+        w->lookup = st_lookup;
+        w->src = *st;
+        prefix = detect_prefix(*st);
+    }
+    mapper m = {.w = w, .d = d, .info = &info, .prefix = prefix, .one_plus = d->norm_one_plus};
     SP_TRY(map_globals(&m, err));
     for (int i = 0; i < d->n_layers; i++) SP_TRY(map_layer(&m, i, err));
     d->norm_one_plus = 0; /* folded into the stored weights */

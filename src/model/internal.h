@@ -31,6 +31,10 @@ struct sp_model {
     sp_pool *pool;
     sp_scratch s;
     int max_q, max_kv, max_ffn, max_pairs; /* widest layer, for scratch */
+    struct sp_cuda *gpu; /* the CUDA backend when loaded with --device cuda, else NULL */
+    int kv_elem;         /* bytes of one cached K or V value on the model's device */
+    char device_name[160];
+    char device_why[320]; /* --device auto: why this device (logged after the load) */
 };
 
 struct sp_kv {
@@ -41,6 +45,8 @@ struct sp_kv {
      * blocks); NULL otherwise (every layer reads block_table). */
     unsigned char *sliding;
     int n_swa_blocks, swa_window;
+    struct sp_cuda_kv *gpu; /* the blocks on the device (k and v stay NULL) */
+    struct sp_cuda *dev;    /* its owner */
 };
 
 #endif

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "cuda/cuda.h"
 #include "model/internal.h"
 
 static size_t layer_token_floats(const sp_layer_desc *L) {
@@ -31,14 +32,15 @@ int sp_model_swa_window(const sp_model *m) {
     return w;
 }
 
-static uint64_t layer_block_bytes(const sp_layer_desc *L, int block_size) {
-    return 2 * layer_token_floats(L) * sizeof(float) * (uint64_t)block_size;
+/* K and V of one block, in the model's device's cache type */
+static uint64_t layer_block_bytes(const sp_model *m, const sp_layer_desc *L, int block_size) {
+    return 2 * layer_token_floats(L) * (uint64_t)m->kv_elem * (uint64_t)block_size;
 }
 
 uint64_t sp_kv_bytes_per_block(const sp_model *m, int block_size) {
     uint64_t b = 0;
     for (int i = 0; i < m->d.n_layers; i++)
-        if (m->d.layers[i].kv_source == i) b += layer_block_bytes(&m->d.layers[i], block_size);
+        if (m->d.layers[i].kv_source == i) b += layer_block_bytes(m, &m->d.layers[i], block_size);
     return b;
 }
 
@@ -46,11 +48,12 @@ uint64_t sp_kv_group_bytes_per_block(const sp_model *m, int block_size, int slid
     uint64_t b = 0;
     for (int i = 0; i < m->d.n_layers; i++)
         if (m->d.layers[i].kv_source == i && (source_window(&m->d, i) > 0) == (sliding != 0))
-            b += layer_block_bytes(&m->d.layers[i], block_size);
+            b += layer_block_bytes(m, &m->d.layers[i], block_size);
     return b;
 }
 
-/* grouped: layers of the sliding group get n_swa blocks, the rest n_full. */
+/* grouped: layers of the sliding group get n_swa blocks, the rest n_full;
+ * on the model's device. */
 static sp_status kv_create(sp_kv **out, const sp_model *m, int n_full, int n_swa, int block_size,
                            int grouped, sp_error *err) {
     if (n_full <= 0 || block_size <= 0 || (grouped && n_swa <= 0))
@@ -68,15 +71,21 @@ static sp_status kv_create(sp_kv **out, const sp_model *m, int n_full, int n_swa
         if (!kv->sliding) goto oom;
         kv->n_swa_blocks = n_swa;
         kv->swa_window = sp_model_swa_window(m);
+        for (int i = 0; i < m->d.n_layers; i++)
+            kv->sliding[i] = m->d.layers[i].kv_source == i && source_window(&m->d, i) > 0;
+    }
+    if (m->gpu) {
+        sp_status s =
+            sp_cuda_kv_create(&kv->gpu, m->gpu, n_full, n_swa, block_size, kv->sliding, err);
+        kv->dev = m->gpu;
+        if (s != SP_OK) sp_kv_free(kv);
+        if (s == SP_OK) *out = kv;
+        return s;
     }
     for (int i = 0; i < m->d.n_layers; i++) {
         const sp_layer_desc *L = &m->d.layers[i];
         if (L->kv_source != i) continue;
-        int n = n_full;
-        if (grouped && source_window(&m->d, i) > 0) {
-            kv->sliding[i] = 1;
-            n = n_swa;
-        }
+        int n = kv->sliding && kv->sliding[i] ? n_swa : n_full;
         size_t bytes = layer_token_floats(L) * sizeof(float) * (size_t)block_size * (size_t)n;
         kv->k[i] = sp_aligned_alloc(bytes);
         kv->v[i] = sp_aligned_alloc(bytes);
@@ -103,6 +112,7 @@ sp_status sp_kv_create_groups(sp_kv **out, const sp_model *m, int n_full, int n_
 
 void sp_kv_free(sp_kv *kv) {
     if (!kv) return;
+    if (kv->gpu) sp_cuda_kv_free(kv->dev, kv->gpu);
     for (int i = 0; i < kv->n_layers; i++) {
         if (kv->k) sp_aligned_free(kv->k[i]);
         if (kv->v) sp_aligned_free(kv->v[i]);

@@ -9,16 +9,26 @@
 
 #include "base/status.h"
 #include "compute/ops.h"
+#include "model/batch.h"
 #include "model/desc.h"
 
 typedef struct sp_model sp_model;
 
+/* Where the forward pass runs (DESIGN.md section 8). AUTO picks the first
+ * usable CUDA device, else the CPU, and logs which and why. */
+typedef enum sp_device_kind { SP_DEVICE_CPU = 0, SP_DEVICE_CUDA, SP_DEVICE_AUTO } sp_device_kind;
+
 typedef struct sp_model_opts {
     sp_precision precision;   /* SP_PREC_F32: reference mode */
+    sp_device_kind device;    /* the library default is the CPU; the CLI's is AUTO */
+    int device_index;         /* CUDA device number */
+    int load_dummy;           /* --load-format dummy: random weights sized from config.json */
     int n_threads;            /* compute workers incl. the caller; 0 = all cores */
     int use_mmap;             /* 1: serve weights from the mapping (--mmap) */
     sp_dtype quantize;        /* SP_F32 = none; else re-quantize 2-D weights at load */
     int longrope_always_long; /* mlx-lm behaviour for longrope (see spec 1.4.6) */
+    int max_batch_tokens;     /* GPU: tokens one forward chunk holds (0: 512); larger
+                                 batches run in chunks */
 } sp_model_opts;
 
 void sp_model_opts_default(sp_model_opts *o);
@@ -31,6 +41,19 @@ const sp_model_desc *sp_model_get_desc(const sp_model *m);
 uint64_t sp_model_weight_bytes(const sp_model *m);
 /* The compute pool the model runs on (owned by the model). */
 sp_pool *sp_model_pool(sp_model *m);
+/* The device the model was loaded on (never AUTO), and a one-line name
+ * ("cpu (avx512)", "cuda:0 NVIDIA H100 80GB HBM3"). */
+sp_device_kind sp_model_device(const sp_model *m);
+const char *sp_model_device_name(const sp_model *m);
+/* Device memory the model holds (weights, scratch), and the device's total
+ * and free bytes; zeros on the CPU. */
+typedef struct sp_device_mem {
+    uint64_t weights, scratch, kv, total, free;
+} sp_device_mem;
+void sp_model_device_mem(const sp_model *m, sp_device_mem *out);
+/* GPU models: the device's copy bandwidth (GB/s, bytes read + written) and
+ * bf16 GEMM rate (TFLOP/s), measured now; SP_EUNSUPPORTED on the CPU. */
+sp_status sp_model_device_probe(sp_model *m, double *gbps, double *tflops, sp_error *err);
 
 /* KV cache storage: n_blocks blocks of block_size tokens for every layer that
  * owns K/V. Which sequence uses which block is the caller's business (the
@@ -57,24 +80,7 @@ uint64_t sp_kv_group_bytes_per_block(const sp_model *m, int block_size, int slid
 sp_status sp_kv_create_groups(sp_kv **out, const sp_model *m, int n_full, int n_swa, int block_size,
                               sp_error *err);
 
-/* One sequence's part of a batched forward: n_tokens new tokens at positions
- * pos0 .. pos0+n_tokens-1; positions < pos0 are already in its KV blocks.
- * block_table lists the blocks holding positions 0, block_size, 2*block_size...
- * and must cover pos0 + n_tokens. With a grouped cache (sp_kv_create_groups)
- * swa_table does the same for the sliding group, except that entries for
- * blocks wholly before pos0 + 1 - window (never read again) may be -1. */
-typedef enum sp_logits_want { SP_LOGITS_NONE = 0, SP_LOGITS_LAST, SP_LOGITS_ALL } sp_logits_want;
-
-typedef struct sp_seq_input {
-    const int32_t *tokens;
-    int n_tokens;
-    int pos0;
-    const int32_t *block_table;
-    int n_blocks;
-    sp_logits_want want;
-    const int32_t *swa_table; /* grouped caches only */
-    int n_swa_blocks;
-} sp_seq_input;
+/* sp_seq_input and sp_logits_want: model/batch.h */
 
 /* Runs all sequences' new tokens through the decoder as one batch and writes
  * the requested logits, sequence after sequence (LAST: 1 row, ALL: n_tokens

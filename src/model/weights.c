@@ -2,6 +2,7 @@
 
 #include "base/log.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "base/alloc.h"
 #include "compute/quant.h"
+#include "model/dummy.h"
 
 void *sp_weights_alloc(sp_weights *w, size_t bytes) {
     if (w->n_owned == w->cap_owned) {
@@ -29,6 +31,69 @@ void sp_weights_free(sp_weights *w) {
     free(w->owned);
     w->owned = NULL;
     w->n_owned = w->cap_owned = 0;
+    for (int i = 0; i < w->n_maps; i++) munmap(w->maps[i], w->map_len[i]);
+    free(w->maps);
+    free(w->map_len);
+    w->maps = NULL;
+    w->map_len = NULL;
+    w->n_maps = w->cap_maps = 0;
+}
+
+/* ---- --load-format dummy ---------------------------------------------------- */
+
+/* Address space for a dummy weight: an anonymous mapping that costs no
+ * memory until written (reads see zero pages), so a 62 GB model can be
+ * "loaded" for a GPU that makes its values itself. */
+static void *dummy_map(sp_weights *w, size_t bytes) {
+    if (w->n_maps == w->cap_maps) {
+        int cap = w->cap_maps ? w->cap_maps * 2 : 64;
+        void **m = realloc(w->maps, (size_t)cap * sizeof *m);
+        if (m) w->maps = m;
+        size_t *l = realloc(w->map_len, (size_t)cap * sizeof *l);
+        if (l) w->map_len = l;
+        if (!m || !l) return NULL;
+        w->cap_maps = cap;
+    }
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    w->maps[w->n_maps] = p;
+    w->map_len[w->n_maps++] = bytes;
+    return p;
+}
+
+static void dummy_fill(sp_tensor *t) {
+    uint16_t *v = t->data;
+    float a = sqrtf(3.0f / (float)sp_tensor_cols(t));
+    size_t n = t->nbytes / 2;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t b = sp_dummy_bf16((uint64_t)(uintptr_t)(v + i), a);
+        v[i] = t->dtype == SP_F16 ? sp_f32_to_f16(sp_bf16_to_f32(b)) : b;
+    }
+}
+
+/* Required tensors get the shape the description asks for; optional ones
+ * are absent (biases, extra norms: a dummy model is for speed, not text). */
+static sp_status fetch_dummy(sp_weights *w, const char *name, int required, int ndim,
+                             const int64_t *shape, sp_tensor *out, sp_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!required) return SP_OK;
+    out->dtype = w->dummy_dtype;
+    out->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0)
+            return sp_fail(err, SP_EUNSUPPORTED,
+                           "--load-format dummy: config.json does not imply the shape of tensor %s",
+                           name);
+        out->shape[i] = shape[i];
+    }
+    out->nbytes = sp_dtype_row_bytes(out->dtype, sp_tensor_cols(out)) * (size_t)sp_tensor_rows(out);
+    out->data = dummy_map(w, out->nbytes);
+    if (!out->data)
+        return sp_fail(err, SP_ENOMEM, "--load-format dummy: no address space for tensor %s", name);
+    if (w->dummy_fill) dummy_fill(out);
+    w->bytes += out->nbytes;
+    return SP_OK;
 }
 
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
@@ -106,6 +171,7 @@ static void pack_rows(const sp_weights *w, sp_tensor *t, int owned) {
 
 static sp_status fetch(sp_weights *w, const char *name, int required, int ndim,
                        const int64_t *shape, int pack, sp_tensor *out, sp_error *err) {
+    if (w->dummy) return fetch_dummy(w, name, required, ndim, shape, out, err);
     memset(out, 0, sizeof *out);
     sp_src_tensor t;
     sp_status s = w->lookup(w->src, name, &t, err);
@@ -123,7 +189,7 @@ static sp_status fetch(sp_weights *w, const char *name, int required, int ndim,
     out->nbytes = t.nbytes;
     /* a view needs aligned data (safetensors does not promise alignment);
      * anything else is copied into owned, 64-byte aligned memory */
-    int owned = !(w->use_mmap && (uintptr_t)t.data % 16 == 0);
+    int owned = !w->device_upload && !(w->use_mmap && (uintptr_t)t.data % 16 == 0);
     if (!owned) {
         out->data = (void *)t.data;
     } else {
@@ -169,7 +235,11 @@ sp_status sp_weights_get_f32(sp_weights *w, const char *name, int required, int 
     int64_t n = sp_tensor_numel(out);
     float *f = sp_weights_alloc(w, (size_t)n * sizeof(float));
     if (!f) return sp_fail(err, SP_ENOMEM, "%s: no memory for tensor %s", w->file, name);
+    if (w->dummy) /* norm scales of 1 (stored 1 + 0 where add_one), scalars 1 */
+        memset(out->data, 0, out->nbytes);
     sp_dequantize_row(out->dtype, out->data, f, n);
+    if (w->dummy && !add_one)
+        for (int64_t i = 0; i < n; i++) f[i] = 1.0f;
     if (add_one)
         for (int64_t i = 0; i < n; i++) f[i] += 1.0f;
     w->bytes += (uint64_t)n * sizeof(float) - out->nbytes;

@@ -28,10 +28,18 @@ typedef struct sp_weights {
     void *src;
     const char *file; /* for messages */
     int use_mmap;
-    sp_dtype quantize; /* SP_F32: keep file dtypes; else re-quantize 2-D weights */
-    int n_kept;        /* weights --quantize left alone (rows not a block multiple) */
-    int no_pack;       /* 1: keep Q4_0/Q8_0 rows in file order (no decode repack) */
-    void **owned;      /* buffers this store allocated */
+    sp_dtype quantize;    /* SP_F32: keep file dtypes; else re-quantize 2-D weights */
+    int n_kept;           /* weights --quantize left alone (rows not a block multiple) */
+    int no_pack;          /* 1: keep Q4_0/Q8_0 rows in file order (no decode repack) */
+    int device_upload;    /* 1: tensors stay views of the file mapping, whatever their alignment,
+                             and are never packed: a device backend copies them out once */
+    int dummy;            /* --load-format dummy: nothing is looked up (model/dummy.h) */
+    sp_dtype dummy_dtype; /* dtype of dummy weights (bf16 or f16, from config.json) */
+    int dummy_fill;       /* 1: write the dummy values into host memory (the CPU runs them) */
+    void **maps;          /* dummy weights: anonymous mappings this store owns */
+    size_t *map_len;
+    int n_maps, cap_maps;
+    void **owned; /* buffers this store allocated */
     int n_owned, cap_owned;
     uint64_t bytes; /* bytes of weights fetched */
 } sp_weights;

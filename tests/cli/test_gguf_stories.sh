@@ -6,7 +6,7 @@
 # (The smallest top-1/top-2 margin over the 192 steps is 0.070 nats.)
 # usage: test_gguf_stories.sh SPINDLE SHARED_DIR BUILD_DIR
 set -u
-bin=$1 shared=$2
+bin=$1 shared=$2 out=$3
 model=$shared/models/stories260K.gguf
 ref=$shared/models/stories260K.llamacpp-greedy.json
 pass=0 fail=0
@@ -23,7 +23,10 @@ PY
 while IFS=$'\t' read -r ids n want; do
   for prec in default f32; do
     opt=(); [ $prec = f32 ] && opt=(--precision f32)
-    got=$("$bin" generate --model "$model" --tokens "$ids" -n "$n" "${opt[@]}" 2>&1); rc=$?
+    # stdout holds the ids; stderr (log lines such as the device chosen) is
+    # shown only on failure
+    got=$("$bin" generate --model "$model" --tokens "$ids" -n "$n" "${opt[@]}" 2>"$out/stderr"); rc=$?
+    [ $rc -eq 0 ] || got="$got $(cat "$out/stderr")"
     if [ $rc -eq 0 ] && [ "$got" = "$want" ]; then
       echo "ok   [$ids] $prec: $n ids identical to llama.cpp"; pass=$((pass+1))
     else

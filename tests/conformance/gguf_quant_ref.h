@@ -13,6 +13,7 @@
 
 #include "fixture.h"
 #include "model/seq.h"
+#include "test_device.h"
 
 #define QREF_MAX_IDS 128
 
@@ -59,6 +60,7 @@ static inline sp_model *qref_model(const char *path, sp_precision p) {
     sp_model_opts_default(&o);
     o.precision = p;
     o.n_threads = 2;
+    test_device_opts(&o);
     sp_model *m = NULL;
     sp_error err = {0};
     if (sp_model_load(&m, path, &o, &err) != SP_OK) fprintf(stderr, "%s: %s\n", path, err.msg);

@@ -332,6 +332,7 @@ static void part_own_models(void) {
 }
 
 int main(void) {
+    test_device_or_skip("test_gguf_quant");
     part_llamacpp();
     part_own_models();
     return check_summary("test_gguf_quant");

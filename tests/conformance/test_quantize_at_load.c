@@ -19,6 +19,7 @@ static void check_q8(const char *name) {
     sp_model_opts_default(&o);
     o.quantize = SP_Q8_0;
     o.n_threads = 2;
+    test_device_opts(&o);
     sp_model *m = NULL;
     sp_error err = {0};
     CHECKF(sp_model_load(&m, fx.dir, &o, &err) == SP_OK, "%s: %s", name, err.msg);
@@ -41,6 +42,7 @@ static void check_q8(const char *name) {
 }
 
 int main(void) {
+    test_device_or_skip("test_quantize_at_load");
     static const char *const names[] = {"llama", "qwen2", "qwen3", "phi3_longrope", "gemma3"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) check_q8(names[i]);
     return check_summary("quantize_at_load");

@@ -11,6 +11,7 @@
 
 #include "../conformance/fixture.h"
 #include "check.h"
+#include "test_device.h"
 #include "model_dir.h"
 #include "engine/engine.h"
 
@@ -71,6 +72,7 @@ static int run_threads(int concurrent) {
 }
 
 int main(void) {
+    test_device_or_skip("concurrency_gemma4_mllm");
     CHECK(fixture_load(&fx, "gemma4_mllm"));
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/test-gemma4-mllm-model", SP_BUILD_DIR);
@@ -80,6 +82,7 @@ int main(void) {
     o.model_path = dir;
     o.model.precision = SP_PREC_F32;
     o.model.n_threads = 2;
+    test_device_opts(&o.model);
     o.parallel = N_THREADS;
     o.ctx_size = 128;
     sp_error err = {0};

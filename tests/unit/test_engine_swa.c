@@ -14,6 +14,7 @@
 
 #include "../conformance/fixture.h"
 #include "check.h"
+#include "test_device.h"
 #include "model_dir.h"
 #include "engine/blocks.h"
 #include "engine/engine.h"
@@ -101,6 +102,7 @@ static sp_engine *start(const char *dir, uint64_t kv_memory) {
     o.model_path = dir;
     o.model.precision = SP_PREC_F32;
     o.model.n_threads = 2;
+    test_device_opts(&o.model);
     o.parallel = 4;
     o.ctx_size = CTX;
     o.block_size = BS;
@@ -279,6 +281,7 @@ static void run_fixture(const char *name, int window, int all_sliding) {
     sp_model_opts_default(&mo);
     mo.precision = SP_PREC_F32;
     mo.n_threads = 2;
+    test_device_opts(&mo);
     sp_model *m = NULL;
     sp_error err = {0};
     CHECKF(sp_model_load(&m, dir, &mo, &err) == SP_OK, "%s: %s", name, err.msg);
@@ -297,6 +300,7 @@ static void run_fixture(const char *name, int window, int all_sliding) {
 }
 
 int main(void) {
+    test_device_or_skip("test_engine_swa");
     run_fixture("mistral_swa", 8, 1); /* every layer sliding: old blocks go back */
     run_fixture("local/mistral_odd", 5, 1);
     run_fixture("gemma3", 8, 0);           /* 5 sliding : 1 full */

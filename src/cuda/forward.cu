@@ -1,0 +1,292 @@
+/* The decoder forward pass on the GPU: the same blocks as model/forward.c,
+ * in the same order, reading the same sp_model_desc; one function per
+ * block, read top to bottom. A batch larger than the scratch (max_tokens
+ * tokens, or more block-table entries than one step uploads) runs as
+ * several chunks; sequences are independent and a sequence's tokens may be
+ * split, since earlier chunks leave their K/V in the cache. */
+#include <math.h>
+#include <string.h>
+
+#include "cuda/internal.cuh"
+
+/* ---- a chunk: pieces of sequences, and their metadata on the device ------------- */
+
+struct piece {
+    const sp_seq_input *q;
+    int j0, n; /* tokens j0 .. j0+n-1 of q */
+};
+
+/* Device views of the metadata (sp_cuda_kv.meta): per token its id (media
+ * placeholders remapped), position, sequence end (RoPE variants that
+ * depend on length), offsets of its sequence's full and sliding tables,
+ * then the rows whose logits are wanted, then the tables. */
+struct meta {
+    int32_t *tok, *pos, *len, *tab, *swatab, *rows, *tables;
+    int T, n_rows;
+};
+
+static int32_t embed_id(const sp_model_desc *d, int32_t id) {
+    for (int i = 0; i < d->n_media; i++)
+        if (id == d->media_ids[i]) return d->media_pad_id;
+    return id;
+}
+
+static int blocks_needed(const piece *p, int bs) {
+    return (p->q->pos0 + p->j0 + p->n + bs - 1) / bs;
+}
+
+static int wants_logits(const piece *p, int j) {
+    sp_logits_want w = p->q->want;
+    return w == SP_LOGITS_ALL || (w == SP_LOGITS_LAST && p->j0 + j == p->q->n_tokens - 1);
+}
+
+/* Fills the pinned metadata for the pieces and copies it to the device. */
+static sp_status upload_meta(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np, meta *m,
+                             sp_error *err) {
+    const sp_model_desc *d = g->d;
+    int N = g->max_tokens, bs = kv->block_size, grouped = kv->n_swa > 0;
+    int32_t *h = kv->meta_host;
+    int32_t *tok = h, *pos = h + N, *len = h + 2 * N, *tab = h + 3 * N, *swatab = h + 4 * N;
+    int32_t *rows = h + 5 * N, *tables = h + 6 * N;
+    int t = 0, nt = 0, nr = 0;
+    for (int i = 0; i < np; i++) {
+        const piece *p = &ps[i];
+        int nb = blocks_needed(p, bs);
+        memcpy(tables + nt, p->q->block_table, (size_t)nb * sizeof(int32_t));
+        int full_off = nt;
+        nt += nb;
+        int swa_off = full_off;
+        if (grouped) {
+            memcpy(tables + nt, p->q->swa_table, (size_t)nb * sizeof(int32_t));
+            swa_off = nt;
+            nt += nb;
+        }
+        for (int j = 0; j < p->n; j++, t++) {
+            tok[t] = embed_id(d, p->q->tokens[p->j0 + j]);
+            pos[t] = p->q->pos0 + p->j0 + j;
+            len[t] = p->q->pos0 + p->q->n_tokens;
+            tab[t] = full_off;
+            swatab[t] = swa_off;
+            if (wants_logits(p, j)) rows[nr++] = t;
+        }
+    }
+    CU_TRY(cudaMemcpyAsync(kv->meta, h, ((size_t)6 * N + nt) * sizeof(int32_t),
+                           cudaMemcpyHostToDevice, g->st),
+           err);
+    int32_t *dv = kv->meta;
+    *m = {dv, dv + N, dv + 2 * N, dv + 3 * N, dv + 4 * N, dv + 5 * N, dv + 6 * N, t, nr};
+    return SP_OK;
+}
+
+/* ---- blocks ------------------------------------------------------------------- */
+
+static const int32_t *layer_tab(const sp_cuda_kv *kv, const meta *m, int src) {
+    return kv->sliding[src] ? m->swatab : m->tab;
+}
+
+/* out[T, H] = Attention(h[T, H]) */
+static sp_status attention_block(sp_cuda *g, sp_cuda_kv *kv, int l, const meta *m,
+                                 const float *h, float *out, sp_error *err) {
+    const sp_layer_desc *L = &g->d->layers[l];
+    const dlayer *D = &g->L[l];
+    dscratch *s = &g->s;
+    int T = m->T, own = L->kv_source == l;
+    SP_TRY(sp_cu_matmul(g, s->q, h, T, &D->wq, D->bq, err));
+    if (own) {
+        SP_TRY(sp_cu_matmul(g, s->k, h, T, &D->wk, D->bk, err));
+        if (!L->k_eq_v)
+            SP_TRY(sp_cu_matmul(g, s->v, h, T, &D->wv, D->bv, err));
+        else /* values are the raw key projection */
+            CU_TRY(cudaMemcpyAsync(s->v, s->k,
+                                   (size_t)T * L->n_kv_heads * L->head_dim * sizeof(float),
+                                   cudaMemcpyDeviceToDevice, g->st),
+                   err);
+    }
+    sp_cu_head_norm_rope(g, s->q, T, L->n_heads, L->head_dim, D->q_norm, D->q_norm != NULL,
+                         L->rope);
+    if (own) {
+        sp_cu_head_norm_rope(g, s->k, T, L->n_kv_heads, L->head_dim, D->k_norm,
+                             D->k_norm != NULL, L->rope);
+        if (L->has_v_norm) sp_cu_head_norm_rope(g, s->v, T, L->n_kv_heads, L->head_dim, NULL, 1, -1);
+        sp_cu_kv_write(g, kv, l, s->k, s->v, T, m->pos, m->tables, layer_tab(kv, m, l));
+    }
+    sp_cu_attention(g, kv, l, s->q, s->att, T, m->pos, m->tables, layer_tab(kv, m, L->kv_source));
+    return sp_cu_matmul(g, out, s->att, T, &D->wo, D->bo, err);
+}
+
+/* out[T, H] = down(act(gate(h)) * up(h)) */
+static sp_status gated_mlp(sp_cuda *g, const dmat *wg, const dmat *wu, const dmat *wd,
+                           const float *h, int T, float *out, sp_error *err) {
+    dscratch *s = &g->s;
+    SP_TRY(sp_cu_matmul(g, s->gate, h, T, wg, NULL, err));
+    SP_TRY(sp_cu_matmul(g, s->up, h, T, wu, NULL, err));
+    sp_cu_act_mul(g->st, s->gate, s->up, (size_t)T * wg->rows, g->d->act == SP_ACT_GELU_TANH);
+    return sp_cu_matmul(g, out, s->gate, T, wd, NULL, err);
+}
+
+/* out[T, H] = sum over the selected experts of weight * expert(h), the
+ * router reading rin. */
+static sp_status moe(sp_cuda *g, int l, const float *rin, const float *h, int T, float *out,
+                     sp_error *err) {
+    const sp_layer_desc *L = &g->d->layers[l];
+    const dlayer *D = &g->L[l];
+    dscratch *s = &g->s;
+    int K = L->n_experts_used, slots = T * K;
+    SP_TRY(sp_cu_matmul(g, s->router, rin, T, &D->router, NULL, err));
+    sp_cu_route(g->st, s->router, T, L->n_experts, K, L->moe_norm_topk, D->expert_scale, s->sel,
+                s->selw);
+    SP_TRY(sp_cu_matmul_experts(g, s->eg, h, K, slots, s->sel, &D->eg, err));
+    SP_TRY(sp_cu_matmul_experts(g, s->eu, h, K, slots, s->sel, &D->eu, err));
+    sp_cu_act_mul(g->st, s->eg, s->eu, (size_t)slots * D->eg.rows,
+                  g->d->act == SP_ACT_GELU_TANH);
+    SP_TRY(sp_cu_matmul_experts(g, s->eo, s->eg, 1, slots, s->sel, &D->ed, err));
+    sp_cu_moe_combine(g->st, out, s->eo, s->selw, T, K, g->d->hidden);
+    return SP_OK;
+}
+
+/* f[T, H] = the layer's feed-forward of the residual stream x (its input
+ * norm included, its output norm not). */
+static sp_status ffn_block(sp_cuda *g, int l, const float *x, int T, float *f, sp_error *err) {
+    const sp_model_desc *d = g->d;
+    const sp_layer_desc *L = &d->layers[l];
+    const dlayer *D = &g->L[l];
+    dscratch *s = &g->s;
+    int H = d->hidden;
+    sp_cu_rmsnorm(g->st, s->xb, x, D->pre_ffn_norm, T, H, H, d->norm_eps);
+    if (!L->n_experts) return gated_mlp(g, &D->gate, &D->up, &D->down, s->xb, T, f, err);
+    if (!L->moe_has_dense) /* Mixtral, Qwen3-MoE: the router reads the normed input */
+        return moe(g, l, s->xb, s->xb, T, f, err);
+    /* Gemma 4: dense MLP and experts side by side; the router reads the
+     * residual stream: RMS(x) * scale / sqrt(H) */
+    SP_TRY(gated_mlp(g, &D->gate, &D->up, &D->down, s->xb, T, f, err));
+    sp_cu_rmsnorm(g->st, f, f, D->post_ffn_norm1, T, H, H, d->norm_eps);
+    sp_cu_rmsnorm(g->st, s->xb2, x, NULL, T, H, H, d->norm_eps);
+    sp_cu_scale_cols(g->st, s->xb2, D->router_scale, 1.0f / sqrtf((float)H), T, H);
+    sp_cu_rmsnorm(g->st, s->xb, x, D->pre_ffn_norm2, T, H, H, d->norm_eps);
+    SP_TRY(moe(g, l, s->xb2, s->xb, T, s->moe_out, err));
+    sp_cu_rmsnorm(g->st, s->moe_out, s->moe_out, D->post_ffn_norm2, T, H, H, d->norm_eps);
+    sp_cu_add(g->st, f, s->moe_out, (size_t)T * H);
+    return SP_OK;
+}
+
+/* Gemma 4 per-layer input: x += norm(proj(act(gate(x)) * ple_l)) */
+static sp_status per_layer_input_block(sp_cuda *g, int l, int T, sp_error *err) {
+    const sp_model_desc *d = g->d;
+    const dlayer *D = &g->L[l];
+    dscratch *s = &g->s;
+    int P = d->ple_dim, H = d->hidden;
+    SP_TRY(sp_cu_matmul(g, s->gate, s->x, T, &D->ple_gate, NULL, err));
+    sp_cu_act_mul_strided(g->st, s->gate, P, s->ple + (size_t)l * P, d->n_layers * P, T, P,
+                          d->act == SP_ACT_GELU_TANH);
+    SP_TRY(sp_cu_matmul(g, s->ffn_out, s->gate, T, &D->ple_proj, NULL, err));
+    sp_cu_rmsnorm(g->st, s->ffn_out, s->ffn_out, D->ple_post_norm, T, H, H, d->norm_eps);
+    sp_cu_add(g->st, s->x, s->ffn_out, (size_t)T * H);
+    return SP_OK;
+}
+
+static sp_status decoder_layer(sp_cuda *g, sp_cuda_kv *kv, int l, const meta *m, sp_error *err) {
+    const sp_model_desc *d = g->d;
+    const sp_layer_desc *L = &d->layers[l];
+    const dlayer *D = &g->L[l];
+    dscratch *s = &g->s;
+    int T = m->T, H = d->hidden;
+    size_t nh = (size_t)T * H;
+    sp_cu_rmsnorm(g->st, s->xb, s->x, D->attn_norm, T, H, H, d->norm_eps);
+    SP_TRY(attention_block(g, kv, l, m, s->xb, s->ffn_out, err));
+    if (D->post_attn_norm)
+        sp_cu_rmsnorm(g->st, s->ffn_out, s->ffn_out, D->post_attn_norm, T, H, H, d->norm_eps);
+    sp_cu_add(g->st, s->x, s->ffn_out, nh);
+    SP_TRY(ffn_block(g, l, s->x, T, s->ffn_out, err));
+    if (D->post_ffn_norm)
+        sp_cu_rmsnorm(g->st, s->ffn_out, s->ffn_out, D->post_ffn_norm, T, H, H, d->norm_eps);
+    sp_cu_add(g->st, s->x, s->ffn_out, nh);
+    if (d->ple_dim) SP_TRY(per_layer_input_block(g, l, T, err));
+    if (L->layer_scalar != 1.0f) sp_cu_scale(g->st, s->x, L->layer_scalar, nh);
+    return SP_OK;
+}
+
+/* Embeddings, RoPE angles and (Gemma 4) per-layer inputs of the chunk. */
+static sp_status inputs(sp_cuda *g, const meta *m, sp_error *err) {
+    const sp_model_desc *d = g->d;
+    dscratch *s = &g->s;
+    sp_cu_embed(g->st, &g->tok_embd, m->tok, m->T, d->embed_scale, s->x, d->hidden);
+    sp_cu_rope_angles(g, m->pos, m->len, m->T);
+    if (!d->ple_dim) return SP_OK;
+    int LP = d->n_layers * d->ple_dim;
+    SP_TRY(sp_cu_matmul(g, s->ple, s->x, m->T, &g->ple_model_proj, NULL, err));
+    sp_cu_embed(g->st, &g->ple_embd, m->tok, m->T, 1.0f, s->ple_tmp, LP);
+    sp_cu_ple_combine(g->st, s->ple, s->ple_tmp, g->ple_proj_norm, m->T, d->n_layers, d->ple_dim,
+                      d->hidden, d->norm_eps);
+    return SP_OK;
+}
+
+/* Final norm and output head for the wanted rows, copied to logits. */
+static sp_status output_logits(sp_cuda *g, const meta *m, float *logits, sp_error *err) {
+    const sp_model_desc *d = g->d;
+    dscratch *s = &g->s;
+    int H = d->hidden, V = d->vocab;
+    if (!m->n_rows) return SP_OK;
+    sp_cu_gather_rows(g->st, s->xb, s->x, m->rows, m->n_rows, H);
+    sp_cu_rmsnorm(g->st, s->xb, s->xb, g->out_norm, m->n_rows, H, H, d->norm_eps);
+    for (int r0 = 0; r0 < m->n_rows; r0 += s->logit_rows) {
+        int n = m->n_rows - r0 < s->logit_rows ? m->n_rows - r0 : s->logit_rows;
+        SP_TRY(sp_cu_matmul(g, s->logits, s->xb + (size_t)r0 * H, n, &g->output, NULL, err));
+        if (d->final_softcap > 0) sp_cu_softcap(g->st, s->logits, (size_t)n * V, d->final_softcap);
+        size_t bytes = (size_t)n * V * sizeof(float);
+        CU_TRY(cudaMemcpyAsync(g->logits_host, s->logits, bytes, cudaMemcpyDeviceToHost, g->st),
+               err);
+        CU_TRY(cudaStreamSynchronize(g->st), err);
+        memcpy(logits + (size_t)r0 * V, g->logits_host, bytes);
+    }
+    return SP_OK;
+}
+
+static sp_status run_chunk(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np, float *logits,
+                           int *rows_out, sp_error *err) {
+    meta m;
+    SP_TRY(upload_meta(g, kv, ps, np, &m, err));
+    SP_TRY(inputs(g, &m, err));
+    for (int l = 0; l < g->d->n_layers; l++) SP_TRY(decoder_layer(g, kv, l, &m, err));
+    SP_TRY(output_logits(g, &m, logits, err));
+    /* the pinned metadata is reused by the next chunk: wait for this one */
+    CU_TRY(cudaStreamSynchronize(g->st), err);
+    CU_TRY(cudaGetLastError(), err);
+    *rows_out = m.n_rows;
+    return SP_OK;
+}
+
+/* ---- the batch ------------------------------------------------------------------ */
+
+#define MAX_PIECES 1024
+
+extern "C" sp_status sp_cuda_forward(sp_cuda *g, sp_cuda_kv *kv, const sp_seq_input *seqs,
+                                     int n_seqs, float *logits, sp_error *err) {
+    SP_CUDA_OWNED(g);
+    piece ps[MAX_PIECES];
+    int np = 0, tokens = 0, table = 0, per_seq = kv->n_swa > 0 ? 2 : 1;
+    for (int si = 0; si < n_seqs; si++) {
+        const sp_seq_input *q = &seqs[si];
+        for (int j0 = 0; j0 < q->n_tokens;) {
+            int room = g->max_tokens - tokens;
+            piece p = {q, j0, q->n_tokens - j0 < room ? q->n_tokens - j0 : room};
+            int tab = per_seq * blocks_needed(&p, kv->block_size);
+            if (np == 0 && table + tab > kv->table_cap)
+                return sp_fail(err, SP_ERANGE,
+                               "cuda: sequence %d needs %d block-table entries, more than the "
+                               "%d one step holds",
+                               si, tab, kv->table_cap);
+            if (room == 0 || np == MAX_PIECES || table + tab > kv->table_cap) {
+                int rows;
+                SP_TRY(run_chunk(g, kv, ps, np, logits, &rows, err));
+                logits += (size_t)rows * g->d->vocab;
+                np = tokens = table = 0;
+                continue;
+            }
+            ps[np++] = p;
+            tokens += p.n, table += tab, j0 += p.n;
+        }
+    }
+    int rows;
+    if (np) SP_TRY(run_chunk(g, kv, ps, np, logits, &rows, err));
+    return SP_OK;
+}
