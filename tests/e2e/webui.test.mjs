@@ -297,6 +297,10 @@ test('with --api-key the page asks for the key and keeps it for the tab only', a
   try {
     await pg.goto(`${keyed.base}/`);
     await pg.waitForSelector('#key-dialog[open]');
+    await pg.keyboard.press('Escape'); // dismissed: the model label brings it back
+    await pg.waitForSelector('#key-dialog', { state: 'hidden' });
+    await pg.click('#model');
+    await pg.waitForSelector('#key-dialog[open]');
     await pg.fill('#key-form [name="key"]', 'wrong');
     await pg.click('#key-ok');
     await pg.waitForFunction(() => document.getElementById('key-error').textContent.includes('refused'));

@@ -249,14 +249,20 @@ $('key-form').addEventListener('submit', (e) => {
   connect();
 });
 
+// the key dialog was dismissed: the model label opens it again
+$('model').addEventListener('click', () => {
+  if ($('model').classList.contains('needs-key')) askKey('');
+});
+
 async function connect() {
   try {
     state.model = await fetchModel();
     $('model').textContent = state.model;
-    $('model').classList.remove('offline');
+    $('model').classList.remove('offline', 'needs-key');
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
       $('model').textContent = 'API key needed';
+      $('model').classList.add('needs-key');
       askKey(apiKey.get() ? 'The server refused this key.' : '');
     } else {
       $('model').textContent = 'server unreachable';
