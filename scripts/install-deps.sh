@@ -4,8 +4,10 @@
 set -euo pipefail
 # clang only recommends libclang-rt-14-dev (libFuzzer, the sanitizer
 # runtimes), and recommends are not installed: `make fuzz-ci` needs it.
+# chromium: the chat page's tests drive it headless (tests/e2e/webui.test.mjs).
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-      libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libxxhash-dev python3)
+      libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libxxhash-dev python3
+      chromium)
 # Node.js (e2e tests with the openai npm client) ships with the machine image;
 # install Debian's only where it is missing.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
@@ -19,3 +21,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 echo "install-deps: all packages present"
+
+# npm's cache gets every package of the lockfiles now (a no-op when it has
+# them), so that building the chat page (webui/build.mjs, run by CMake) and
+# the e2e tests' installs need no network afterwards.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in webui tests/e2e; do
+    tmp="$(mktemp -d)"
+    cp "$root/$dir/package.json" "$root/$dir/package-lock.json" "$tmp/"
+    (cd "$tmp" && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund --loglevel=error \
+        >/dev/null)
+    rm -rf "$tmp"
+done
+echo "install-deps: npm cache filled (webui, tests/e2e)"

@@ -43,6 +43,7 @@ static void usage(FILE *f) {
             "  --read-timeout S      a request must arrive within S seconds (default 10)\n"
             "  --idle-timeout S      close connections silent for S seconds (default 600)\n"
             "  --cors [ORIGIN]       send CORS headers (default origin *)\n"
+            "  --no-webui            no chat page at / (the API only)\n"
             "  --grace SECONDS       shutdown grace period (default 10)\n"
             "  --watchdog SECONDS    exit (status 4) when one engine step runs longer\n"
             "                        (default 120; 0: off)\n"
@@ -188,6 +189,8 @@ static int parse_args(int argc, char **argv, serve_args *a) {
                 a->eng.kv_memory = n;
             else
                 a->srv.max_body = (size_t)n;
+        } else if (!strcmp(f, "--no-webui")) {
+            a->srv.no_webui = 1;
         } else if (!strcmp(f, "--chat-template")) {
             NEED_VALUE();
             a->eng.chat_template_file = v;
@@ -302,6 +305,13 @@ int cmd_serve(int argc, char **argv) {
         return 1;
     }
     SP_INFO("listening on http://%s:%d (model id '%s')", a.srv.host, sp_server_port(srv), id);
+    if (a.srv.no_webui)
+        SP_INFO("chat page: off (--no-webui)");
+    else if (sp_server_has_webui())
+        SP_INFO("chat page: http://%s:%d/", a.srv.host, sp_server_port(srv));
+    else
+        SP_INFO("chat page: not built in (built without Node.js, or with -DSP_WEBUI=OFF); the "
+                "API works");
     int rc = wait_for_signal(e, &set);
     sp_server_quiesce(srv);
     if (rc == EXIT_HUNG) {

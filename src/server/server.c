@@ -157,6 +157,7 @@ static route_id find_route(const char *url, const char *method, int *wrong_metho
 static void dispatch(sp_server *s, struct MHD_Connection *c, const char *url, const char *method,
                      conn *cn, reply *r) {
     api_error err = {0};
+    if (webui_route(s, c, url, method, r)) return; /* before auth: the page asks for the key */
     int wrong_method;
     route_id id = find_route(url, method, &wrong_method);
     if (id == R_NONE) {

@@ -23,9 +23,14 @@ typedef struct sp_server_opts {
     const char *tool_parser; /* hermes|llama3|gemma4|json|none; NULL: from the chat template */
     int read_timeout_s;      /* headers + body must arrive within this (default 10) */
     int idle_timeout_s;      /* a connection silent this long is closed (default 600) */
+    int no_webui;            /* --no-webui: no chat page at / */
 } sp_server_opts;
 
 void sp_server_opts_default(sp_server_opts *o);
+
+/* 1 if this binary carries the chat page (webui/, bundled when it was built
+ * with Node.js), served at / unless no_webui. */
+int sp_server_has_webui(void);
 
 /* Binds and starts serving (the engine may still be loading: /health says
  * 503 until it is ready). The engine must outlive the server. */

@@ -171,6 +171,10 @@ void choices_cancel(choices *c);
 void choices_release(choices *c);
 
 /* Handlers. */
+/* The chat page (webui.c): answers GET / and the page's files; 0 when url is
+ * none of them (or --no-webui), then the API routes take it. */
+int webui_route(sp_server *s, struct MHD_Connection *c, const char *url, const char *method,
+                reply *r);
 void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply *r, uint64_t id);
 void route_models(sp_server *s, reply *r);
 void route_health(sp_server *s, reply *r);

@@ -13,7 +13,7 @@ shared="$(realpath "$2")"
 build="$(realpath "$3")"
 shift 3
 
-if [[ ! -f "$here/node_modules/openai/package.json" ]]; then
+if [[ ! -f "$here/node_modules/openai/package.json" || ! -f "$here/node_modules/playwright-core/package.json" ]]; then
     echo "e2e: installing node packages (npm ci)" >&2
     (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
