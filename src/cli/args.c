@@ -114,6 +114,17 @@ int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts 
         }
         return 1;
     }
+    if (!strcmp(f, "--kv-type")) {
+        const char *v = arg_value(argc, argv, i);
+        if (!v) return -1;
+        if (!strcmp(v, "f32") || !strcmp(v, "f16") || !strcmp(v, "bf16"))
+            o->kv_dtype = !strcmp(v, "f32") ? SP_F32 : !strcmp(v, "f16") ? SP_F16 : SP_BF16;
+        else {
+            fprintf(stderr, "spindle %s: --kv-type must be f32, f16 or bf16, got '%s'\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    }
     if (!strcmp(f, "--load-format")) {
         const char *v = arg_value(argc, argv, i);
         if (!v) return -1;

@@ -45,6 +45,7 @@ int arg_parse(int argc, char **argv, const arg_flag *flags, sp_model_opts *model
     "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"                            \
     "  --device D            cpu, cuda, cuda:N or auto (default: the first usable CUDA\n"          \
     "                        device, else the CPU)\n"                                              \
+    "  --kv-type T           GPU K/V cache: f16 (fast mode's default), bf16 or f32\n"              \
     "  --load-format dummy   random weights sized from config.json (benchmarks of shapes\n"        \
     "                        whose files do not fit the disk)\n"
 

@@ -73,12 +73,19 @@ static uint32_t next_rand(uint32_t *s) {
 }
 
 /* Weight bytes one decode step streams: everything but the input embedding
- * table, of which a step reads one row (unless it is tied to the output). */
+ * table, of which a step reads one row (unless it is tied to the output),
+ * and but the experts a token does not select. */
 static uint64_t bytes_per_token(const sp_model *m) {
     const sp_model_desc *d = sp_model_get_desc(m);
     uint64_t b = sp_model_weight_bytes(m);
     if (!d->tied_embeddings && d->tok_embd.data != d->output.data) b -= d->tok_embd.nbytes;
     if (d->ple_embd.data) b -= d->ple_embd.nbytes;
+    for (int l = 0; l < d->n_layers; l++) { /* a token reads only its experts */
+        const sp_layer_desc *L = &d->layers[l];
+        if (L->n_experts > L->n_experts_used && L->exp_gate)
+            b -= (uint64_t)(L->n_experts - L->n_experts_used) *
+                 (L->exp_gate[0].nbytes + L->exp_up[0].nbytes + L->exp_down[0].nbytes);
+    }
     return b;
 }
 

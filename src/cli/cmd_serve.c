@@ -36,6 +36,7 @@ static void usage(FILE *f) {
             "  --device D            cpu, cuda, cuda:N or auto (default: the first usable CUDA\n"
             "                        device, else the CPU)\n"
             "  --load-format dummy   random weights sized from config.json\n"
+            "  --kv-type T           GPU K/V cache: f16 (fast mode's default), bf16 or f32\n"
             "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"
             "  --chat-template FILE  Jinja chat template overriding the model's\n"
             "  --tool-parser NAME    hermes|llama3|gemma4|json|none (default: from the template)\n"

@@ -1,6 +1,7 @@
 /* RoPE angles, per-head norm + RoPE, the K/V cache write and attention over
  * the block-paged cache: the device side of model/forward.c's
- * attention_block. K/V are bf16 in fast mode and f32 in f32 mode. */
+ * attention_block. K/V are f16 (or bf16, --kv-type) in fast mode and f32 in
+ * f32 mode. */
 #include <cuda_bf16.h>
 
 #include "cuda/internal.cuh"
@@ -125,11 +126,17 @@ template <> __device__ __forceinline__ float to_kv<float>(float v) {
 template <> __device__ __forceinline__ __nv_bfloat16 to_kv<__nv_bfloat16>(float v) {
     return __float2bfloat16_rn(v);
 }
+template <> __device__ __forceinline__ __half to_kv<__half>(float v) {
+    return __float2half_rn(v);
+}
 __device__ __forceinline__ float from_kv(float v) {
     return v;
 }
 __device__ __forceinline__ float from_kv(__nv_bfloat16 v) {
     return __bfloat162float(v);
+}
+__device__ __forceinline__ float from_kv(__half v) {
+    return __half2float(v);
 }
 
 /* pos -> its row in the block-paged cache, through the token's table */
@@ -153,9 +160,12 @@ void sp_cu_kv_write(sp_cuda *g, sp_cuda_kv *kv, int l, const float *k, const flo
                     const int32_t *pos, const int32_t *tables, const int32_t *tab) {
     const sp_layer_desc *L = &g->d->layers[l];
     int stride = L->n_kv_heads * L->head_dim;
-    if (g->f32)
+    if (g->kv_dtype == SP_F32)
         kv_write_kernel<float><<<T, 128, 0, g->st>>>((float *)kv->k[l], (float *)kv->v[l], k, v,
                                                      stride, pos, tables, tab, kv->block_size);
+    else if (g->kv_dtype == SP_F16)
+        kv_write_kernel<__half><<<T, 128, 0, g->st>>>((__half *)kv->k[l], (__half *)kv->v[l], k, v,
+                                                      stride, pos, tables, tab, kv->block_size);
     else
         kv_write_kernel<__nv_bfloat16><<<T, 128, 0, g->st>>>(
             (__nv_bfloat16 *)kv->k[l], (__nv_bfloat16 *)kv->v[l], k, v, stride, pos, tables, tab,
@@ -253,8 +263,10 @@ void sp_cu_attention(sp_cuda *g, sp_cuda_kv *kv, int l, const float *q, float *o
     a.stride = L->n_kv_heads * L->head_dim, a.window = L->sliding_window, a.bs = kv->block_size;
     a.scale = L->attn_scale, a.softcap = g->d->attn_softcap;
     dim3 grid(T, L->n_heads);
-    if (g->f32)
+    if (g->kv_dtype == SP_F32)
         attn_kernel<float><<<grid, ATT_THREADS, 0, g->st>>>(a);
+    else if (g->kv_dtype == SP_F16)
+        attn_kernel<__half><<<grid, ATT_THREADS, 0, g->st>>>(a);
     else
         attn_kernel<__nv_bfloat16><<<grid, ATT_THREADS, 0, g->st>>>(a);
 }

@@ -26,11 +26,15 @@ typedef struct sp_cuda sp_cuda;
 typedef struct sp_cuda_kv sp_cuda_kv;
 
 typedef struct sp_cuda_opts {
-    int device;     /* CUDA device number */
-    int f32;        /* --precision f32: f32 arithmetic and K/V, no tensor cores, no TF32 */
-    int dummy;      /* --load-format dummy: weights other than f32 get random values made
-                       on the device (model/dummy.h), nothing is read from the host */
-    int max_tokens; /* tokens one forward chunk holds; scratch is sized for it at load */
+    int device;        /* CUDA device number */
+    int f32;           /* --precision f32: f32 arithmetic and K/V, no tensor cores, no TF32 */
+    int dummy;         /* --load-format dummy: weights other than f32 get random values made
+                          on the device (model/dummy.h), nothing is read from the host */
+    int max_tokens;    /* tokens one forward chunk holds; scratch is sized for it at load */
+    sp_dtype kv_dtype; /* K/V cache: SP_F16 (fast mode's default), SP_BF16 or SP_F32 */
+    /* dummy: the key of a weight's first value (model/dummy.h), from its host address */
+    uint64_t (*dummy_key)(const void *ctx, const void *host);
+    const void *dummy_ctx;
 } sp_cuda_opts;
 
 /* 1 when this build has the CUDA backend. */
@@ -47,7 +51,7 @@ sp_status sp_cuda_load(sp_cuda **out, const sp_model_desc *d, const sp_cuda_opts
 void sp_cuda_free(sp_cuda *g);
 /* "NVIDIA H100 80GB HBM3" */
 const char *sp_cuda_name(const sp_cuda *g);
-/* Bytes of one K or V element in the cache (2: bf16, 4: f32). */
+/* Bytes of one K or V element in the cache (2: f16/bf16, 4: f32). */
 int sp_cuda_kv_elem_bytes(const sp_cuda *g);
 
 typedef struct sp_cuda_mem {

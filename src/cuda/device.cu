@@ -48,7 +48,7 @@ extern "C" const char *sp_cuda_name(const sp_cuda *g) {
 }
 
 extern "C" int sp_cuda_kv_elem_bytes(const sp_cuda *g) {
-    return g->f32 ? 4 : 2;
+    return g->kv_dtype == SP_F32 ? 4 : 2;
 }
 
 extern "C" void sp_cuda_mem_info(sp_cuda *g, sp_cuda_mem *out) {

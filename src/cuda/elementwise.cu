@@ -133,13 +133,19 @@ void sp_cu_gather_rows(cudaStream_t st, float *dst, const float *src, const int3
         gather_rows_kernel<<<blocks_for(total, 256), 256, 0, st>>>(dst, src, rows, n_rows, n);
 }
 
-__global__ void to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
+__global__ void split_bf16_kernel(__nv_bfloat16 *hi, __nv_bfloat16 *lo, const float *src,
+                                  size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) dst[i] = __float2bfloat16_rn(src[i]);
+    if (i >= n) return;
+    __nv_bfloat16 h = __float2bfloat16_rn(src[i]);
+    hi[i] = h;
+    lo[i] = __float2bfloat16_rn(src[i] - __bfloat162float(h));
 }
 
-void sp_cu_to_bf16(cudaStream_t st, void *dst, const float *src, size_t n) {
-    if (n) to_bf16_kernel<<<blocks_for(n, 256), 256, 0, st>>>((__nv_bfloat16 *)dst, src, n);
+void sp_cu_split_bf16(cudaStream_t st, void *hi, void *lo, const float *src, size_t n) {
+    if (n)
+        split_bf16_kernel<<<blocks_for(n, 256), 256, 0, st>>>((__nv_bfloat16 *)hi,
+                                                              (__nv_bfloat16 *)lo, src, n);
 }
 
 /* ---- MoE ------------------------------------------------------------------------ */
@@ -242,16 +248,16 @@ void sp_cu_ple_combine(cudaStream_t st, float *ple, const float *emb, const floa
 
 /* ---- --load-format dummy ------------------------------------------------------------ */
 
-__global__ void dummy_kernel(uint16_t *dst, size_t n, int f16, uint64_t addr, float a) {
+__global__ void dummy_kernel(uint16_t *dst, size_t n, int f16, uint64_t key, float a) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    uint16_t b = sp_dummy_bf16(addr + 2 * i, a);
+    uint16_t b = sp_dummy_bf16(key + 2 * i, a);
     dst[i] = f16 ? __half_as_ushort(__float2half_rn(__uint_as_float((uint32_t)b << 16))) : b;
 }
 
-void sp_cu_dummy_fill(cudaStream_t st, void *dst, size_t n, sp_dtype dt, uint64_t host_addr,
+void sp_cu_dummy_fill(cudaStream_t st, void *dst, size_t n, sp_dtype dt, uint64_t key,
                       float a) {
     if (n)
-        dummy_kernel<<<blocks_for(n, 256), 256, 0, st>>>((uint16_t *)dst, n, dt == SP_F16,
-                                                         host_addr, a);
+        dummy_kernel<<<blocks_for(n, 256), 256, 0, st>>>((uint16_t *)dst, n, dt == SP_F16, key,
+                                                         a);
 }

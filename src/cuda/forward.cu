@@ -132,7 +132,7 @@ static sp_status moe(sp_cuda *g, int l, const float *rin, const float *h, int T,
     const dlayer *D = &g->L[l];
     dscratch *s = &g->s;
     int K = L->n_experts_used, slots = T * K;
-    SP_TRY(sp_cu_matmul(g, s->router, rin, T, &D->router, NULL, err));
+    SP_TRY(sp_cu_matmul_exact(g, s->router, rin, T, &D->router, err));
     sp_cu_route(g->st, s->router, T, L->n_experts, K, L->moe_norm_topk, D->expert_scale, s->sel,
                 s->selw);
     SP_TRY(sp_cu_matmul_experts(g, s->eg, h, K, slots, s->sel, &D->eg, err));

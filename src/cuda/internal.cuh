@@ -81,6 +81,7 @@ struct dscratch {
 struct sp_cuda {
     pthread_t owner;
     int device, f32;
+    sp_dtype kv_dtype;
     const sp_model_desc *d; /* the model's description (host), outlives this */
     char name[256];
     cudaStream_t st;
@@ -113,6 +114,9 @@ struct sp_cuda_kv {
 /* y[T][out] = x[T][in] . W^T (+ bias); see matmul.cu for the paths. */
 sp_status sp_cu_matmul(sp_cuda *g, float *y, const float *x, int T, const dmat *W,
                        const float *bias, sp_error *err);
+/* The same in f32 arithmetic whatever the precision (MoE routers). */
+sp_status sp_cu_matmul_exact(sp_cuda *g, float *y, const float *x, int T, const dmat *W,
+                             sp_error *err);
 /* Experts: for every slot s of n_slots, y[s] = W[sel[s]] . x[s / x_div]. */
 sp_status sp_cu_matmul_experts(sp_cuda *g, float *y, const float *x, int x_div, int n_slots,
                                const int *sel, const dexperts *W, sp_error *err);
@@ -134,7 +138,8 @@ void sp_cu_add_bias(cudaStream_t st, float *y, const float *b, int rows, int n);
 void sp_cu_scale_cols(cudaStream_t st, float *y, const float *w, float a, int rows, int n);
 void sp_cu_gather_rows(cudaStream_t st, float *dst, const float *src, const int32_t *rows,
                        int n_rows, int n);
-void sp_cu_to_bf16(cudaStream_t st, void *dst, const float *src, size_t n);
+/* hi = bf16(x), lo = bf16(x - hi): x to about 16 bits in two bf16 halves */
+void sp_cu_split_bf16(cudaStream_t st, void *hi, void *lo, const float *src, size_t n);
 /* x rounded to the partner type of weight type wt (llama.cpp's activation
  * rounding, compute/quant_scalar.c), written to xr; 0 if wt has none. */
 int sp_cu_round_partner(cudaStream_t st, float *xr, const float *x, int T, int n, sp_dtype wt);
@@ -163,7 +168,6 @@ void sp_cu_ple_combine(cudaStream_t st, float *ple, const float *emb, const floa
                        int L, int P, int H, float eps);
 
 /* Random bf16/f16 weights for --load-format dummy (model/dummy.h). */
-void sp_cu_dummy_fill(cudaStream_t st, void *dst, size_t n, sp_dtype dt, uint64_t host_addr,
-                      float a);
+void sp_cu_dummy_fill(cudaStream_t st, void *dst, size_t n, sp_dtype dt, uint64_t key, float a);
 
 #endif

@@ -34,6 +34,8 @@ struct seen_t {
 struct upload {
     sp_cuda *g;
     int pass, dummy;
+    uint64_t (*key)(const void *ctx, const void *host); /* dummy values' keys */
+    const void *key_ctx;
     size_t off;
     seen_t *seen;
     int n_seen, cap_seen;
@@ -98,7 +100,7 @@ static const uint8_t *place(upload *u, const void *host, size_t n, sp_dtype dt, 
     u->off += align_up(n);
     if (u->pass == 1) {
         if (u->dummy && cols > 0 && dt != SP_F32)
-            sp_cu_dummy_fill(u->g->st, dst, n / 2, dt, (uint64_t)(uintptr_t)host,
+            sp_cu_dummy_fill(u->g->st, dst, n / 2, dt, u->key(u->key_ctx, host),
                              sqrtf(3.0f / (float)cols));
         else
             u->s = copy_in(u, dst, (const uint8_t *)host, n);
@@ -200,9 +202,12 @@ static void walk(upload *u) {
     for (int i = 0; i < d->n_layers && u->s == SP_OK; i++) walk_layer(u, i);
 }
 
-static sp_status upload_weights(sp_cuda *g, int dummy, sp_error *err) {
+static sp_status upload_weights(sp_cuda *g, const sp_cuda_opts *o, sp_error *err) {
+    int dummy = o->dummy;
     upload u = {};
     u.g = g, u.dummy = dummy, u.err = err, u.s = SP_OK;
+    u.key = o->dummy_key, u.key_ctx = o->dummy_ctx;
+    if (dummy && !u.key) return sp_fail(err, SP_EINVAL, "cuda: dummy weights need a key function");
     walk(&u); /* pass 0: sizes (arena is NULL; only offsets are computed) */
     SP_TRY(u.s);
     g->arena_bytes = u.off;
@@ -307,10 +312,10 @@ static size_t scratch_plan(sp_cuda *g, uint8_t *base) {
     size_t rows = ((size_t)256 << 20) / ((size_t)d->vocab * f);
     s->logit_rows = (int)(rows < 1 ? 1 : rows > N ? N : rows);
     s->logits = (float *)take((size_t)s->logit_rows * d->vocab * f);
-    s->act16 = take(N * widest * 2);
+    s->act16 = take(N * widest * 4); /* bf16 activations, high and low parts */
     size_t mm = max_matrix(g);
     s->wslice_elems = mm < WSLICE_MAX ? mm : WSLICE_MAX;
-    s->wslice = take(s->wslice_elems * (g->f32 ? 4 : 2));
+    s->wslice = take(s->wslice_elems * 4); /* f32 slices (bf16 ones take half) */
     return off;
 }
 
@@ -356,11 +361,12 @@ extern "C" sp_status sp_cuda_load(sp_cuda **out, const sp_model_desc *d, const s
     if (!g) return sp_fail(err, SP_ENOMEM, "cuda: backend");
     g->owner = pthread_self();
     g->device = o->device, g->f32 = o->f32, g->d = d;
+    g->kv_dtype = o->kv_dtype == SP_F16 || o->kv_dtype == SP_BF16 ? o->kv_dtype : SP_F32;
     g->max_tokens = o->max_tokens > 0 ? o->max_tokens : 512;
     g->L = (dlayer *)calloc((size_t)d->n_layers, sizeof *g->L);
     measure(g);
     sp_status s = g->L ? create_context(g, err) : sp_fail(err, SP_ENOMEM, "cuda: layers");
-    if (s == SP_OK) s = upload_weights(g, o->dummy, err);
+    if (s == SP_OK) s = upload_weights(g, o, err);
     if (s == SP_OK) s = alloc_scratch(g, err);
     if (s != SP_OK) {
         sp_cuda_free(g);

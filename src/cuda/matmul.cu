@@ -7,9 +7,9 @@
  *    f32 accumulation. The decode path: it reads each weight once.
  *  - cuBLAS, f32 mode: the weight is dequantized to f32 a slice of rows at a
  *    time and multiplied with CUBLAS_COMPUTE_32F_PEDANTIC (no TF32).
- *  - cuBLAS, fast mode: activations and weights in bf16 (bf16 weights are
- *    used as they are, others dequantized a slice at a time), f32
- *    accumulation on the tensor cores.
+ *  - cuBLAS, fast mode, bf16 weights: bf16 tensor cores, the activations
+ *    split in two bf16 parts (see gemm_cublas), f32 accumulation. f16 and
+ *    quantized weights past the GEMV sizes take the f32 path.
  * In fast mode, activations meeting a quantized weight are first rounded
  * to its partner type (Q8_0/Q8_1/Q8_K) as the CPU path and llama.cpp do. */
 #include "cuda/dequant.cuh"
@@ -94,10 +94,77 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(gemv_args a) {
     }
 }
 
+/* 16-bit weights whose rows are a multiple of 256 values: lane l reads the
+ * 16 bytes at values 8l + 256k, so each load instruction of the warp covers
+ * 512 contiguous bytes, four of them in flight per lane (the decode path of
+ * bf16 checkpoints, where the weights' bandwidth is the speed limit). */
+#define H16_UNROLL 4
+
+template <int DT>
+__device__ __forceinline__ void unpack8(uint4 v, float w[8]) {
+    uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        if (DT == SP_BF16) {
+            w[2 * j] = bf16_bits(u[j] & 0xffff);
+            w[2 * j + 1] = bf16_bits(u[j] >> 16);
+        } else {
+            __half2_raw h;
+            h.x = (unsigned short)(u[j] & 0xffff);
+            h.y = (unsigned short)(u[j] >> 16);
+            float2 f = __half22float2(__half2(h));
+            w[2 * j] = f.x, w[2 * j + 1] = f.y;
+        }
+    }
+}
+
+template <int DT> __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv16_kernel(gemv_args a) {
+    int lane = threadIdx.x & 31;
+    int o = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    if (o >= a.rows) return;
+    int t0 = blockIdx.y * GEMV_NT, nt = min(GEMV_NT, a.T - t0);
+    const float *x = a.x + (size_t)t0 * a.cols;
+    float *y = a.y + (size_t)t0 * a.rows;
+    const uint4 *row = (const uint4 *)(a.w + (size_t)o * a.row_bytes);
+    float acc[GEMV_NT];
+#pragma unroll
+    for (int t = 0; t < GEMV_NT; t++) acc[t] = 0.0f;
+    int n16 = a.cols / 8; /* 16-byte words in the row */
+    for (int i0 = lane; i0 < n16; i0 += 32 * H16_UNROLL) {
+        uint4 v[H16_UNROLL];
+#pragma unroll
+        for (int u = 0; u < H16_UNROLL; u++)
+            if (i0 + 32 * u < n16) v[u] = row[i0 + 32 * u];
+#pragma unroll
+        for (int u = 0; u < H16_UNROLL; u++) {
+            int i = i0 + 32 * u;
+            if (i >= n16) break;
+            float w[8];
+            unpack8<DT>(v[u], w);
+#pragma unroll
+            for (int t = 0; t < GEMV_NT; t++) {
+                if (t >= nt) break;
+                const float4 *xp = (const float4 *)(x + (size_t)t * a.cols + 8 * i);
+                float4 p = xp[0], q = xp[1];
+                acc[t] += w[0] * p.x + w[1] * p.y + w[2] * p.z + w[3] * p.w + w[4] * q.x +
+                          w[5] * q.y + w[6] * q.z + w[7] * q.w;
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < GEMV_NT; t++) {
+        if (t >= nt) break;
+        float s = warp_sum(acc[t]);
+        if (lane == 0) y[(size_t)t * a.rows + o] = s + (a.bias ? a.bias[o] : 0.0f);
+    }
+}
+
 template <int DT>
 static void launch_gemv_dt(cudaStream_t st, const gemv_args &a, bool vec, int groups) {
     dim3 grid((a.rows + GEMV_WARPS - 1) / GEMV_WARPS, groups);
-    if (vec)
+    if ((DT == SP_BF16 || DT == SP_F16) && vec && !a.sel)
+        gemv16_kernel<DT><<<grid, GEMV_WARPS * 32, 0, st>>>(a);
+    else if (vec)
         gemv_kernel<DT, true><<<grid, GEMV_WARPS * 32, 0, st>>>(a);
     else
         gemv_kernel<DT, false><<<grid, GEMV_WARPS * 32, 0, st>>>(a);
@@ -267,49 +334,70 @@ int sp_cu_round_partner(cudaStream_t st, float *xr, const float *x, int T, int n
 
 /* ---- the matmul ----------------------------------------------------------------- */
 
-static sp_status gemm_cublas(sp_cuda *g, float *y, const float *x, int T, const dmat *W,
+/* f32: the weight (dequantized to f32 slices unless it is f32) times f32
+ * activations, CUBLAS_COMPUTE_32F_PEDANTIC. Otherwise (bf16 weights, fast
+ * mode): bf16 tensor cores on the activations split in two bf16 parts,
+ * x = hi + lo, both multiplied into the same f32 result, so the
+ * activations keep 16 bits of mantissa rather than 8 (one bf16 pass moved
+ * the fixtures' logits by ~1e-2 of their range and flipped MoE routing). */
+static sp_status gemm_cublas(sp_cuda *g, float *y, const float *x, int T, const dmat *W, int f32,
                              sp_error *err) {
     dscratch *s = &g->s;
-    int bf16 = !g->f32;
     const float one = 1.0f, zero = 0.0f;
-    if (bf16) sp_cu_to_bf16(g->st, s->act16, x, (size_t)T * W->cols);
-    const void *B = bf16 ? s->act16 : (const void *)x;
-    cudaDataType ab = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    cublasComputeType_t ct = bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_PEDANTIC;
-    int direct = (bf16 && W->dtype == SP_BF16) || (!bf16 && W->dtype == SP_F32);
+    size_t n_act = (size_t)T * W->cols;
+    if (!f32) sp_cu_split_bf16(g->st, s->act16, (char *)s->act16 + 2 * n_act, x, n_act);
+    cudaDataType ab = f32 ? CUDA_R_32F : CUDA_R_16BF;
+    cublasComputeType_t ct = f32 ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F;
+    int direct = f32 ? W->dtype == SP_F32 : W->dtype == SP_BF16;
     int slice = direct ? W->rows : (int)(s->wslice_elems / (size_t)W->cols);
     if (slice > W->rows) slice = W->rows;
     for (int r0 = 0; r0 < W->rows; r0 += slice) {
         int n = W->rows - r0 < slice ? W->rows - r0 : slice;
         const void *A = W->p + (size_t)r0 * W->row_bytes;
         if (!direct) {
-            sp_cu_dequant_rows(g->st, W, r0, n, s->wslice, bf16);
+            sp_cu_dequant_rows(g->st, W, r0, n, s->wslice, !f32);
             A = s->wslice;
         }
-        /* column-major: C[n x T] = A^T[n x in] . B[in x T] */
-        CUBLAS_TRY(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, T, W->cols, &one, A, ab,
-                                W->cols, B, ab, W->cols, &zero, y + r0, CUDA_R_32F, W->rows, ct,
-                                CUBLAS_GEMM_DEFAULT),
-                   err);
+        /* column-major: C[n x T] = A^T[n x in] . B[in x T], once per part */
+        for (int part = 0; part < (f32 ? 1 : 2); part++) {
+            const void *B = f32 ? (const void *)x : (const char *)s->act16 + part * 2 * n_act;
+            CUBLAS_TRY(cublasGemmEx(g->blas, CUBLAS_OP_T, CUBLAS_OP_N, n, T, W->cols, &one, A, ab,
+                                    W->cols, B, ab, W->cols, part ? &one : &zero, y + r0,
+                                    CUDA_R_32F, W->rows, ct, CUBLAS_GEMM_DEFAULT),
+                       err);
+        }
     }
     return SP_OK;
 }
 
-sp_status sp_cu_matmul(sp_cuda *g, float *y, const float *x, int T, const dmat *W,
-                       const float *bias, sp_error *err) {
-    int quant = !is_float_type(W->dtype);
-    if (!g->f32 && quant && sp_cu_round_partner(g->st, g->s.xr, x, T, W->cols, W->dtype))
+/* exact: f32 arithmetic whatever the mode (MoE routers: a rounded router
+ * logit flips which experts run). */
+static sp_status matmul(sp_cuda *g, float *y, const float *x, int T, const dmat *W,
+                        const float *bias, int exact, sp_error *err) {
+    int quant = !is_float_type(W->dtype), fast = !g->f32 && !exact;
+    if (fast && quant && sp_cu_round_partner(g->st, g->s.xr, x, T, W->cols, W->dtype))
         x = g->s.xr;
-    int gemv = T <= GEMV_NT || (quant && !g->f32 && T <= GEMV_MAX_T);
-    if (gemv) {
+    if (T <= GEMV_NT || (quant && T <= GEMV_MAX_T)) {
         gemv_args a = {};
         a.w = W->p, a.x = x, a.bias = bias, a.y = y;
         a.rows = W->rows, a.cols = W->cols, a.T = T, a.x_div = 1, a.row_bytes = W->row_bytes;
         return launch_gemv(g->st, W->dtype, a, (T + GEMV_NT - 1) / GEMV_NT, err);
     }
-    SP_TRY(gemm_cublas(g, y, x, T, W, err));
+    /* tensor cores for bf16 weights in fast mode; f32 for the rest (f32 and
+     * f16 weights, quantized weights past GEMV_MAX_T tokens) */
+    SP_TRY(gemm_cublas(g, y, x, T, W, !(fast && W->dtype == SP_BF16), err));
     if (bias) sp_cu_add_bias(g->st, y, bias, T, W->rows);
     return sp_cuda_check(cudaGetLastError(), "matmul", err);
+}
+
+sp_status sp_cu_matmul(sp_cuda *g, float *y, const float *x, int T, const dmat *W,
+                       const float *bias, sp_error *err) {
+    return matmul(g, y, x, T, W, bias, 0, err);
+}
+
+sp_status sp_cu_matmul_exact(sp_cuda *g, float *y, const float *x, int T, const dmat *W,
+                             sp_error *err) {
+    return matmul(g, y, x, T, W, NULL, 1, err);
 }
 
 sp_status sp_cu_matmul_experts(sp_cuda *g, float *y, const float *x, int x_div, int n_slots,

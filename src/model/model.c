@@ -19,6 +19,7 @@ void sp_model_opts_default(sp_model_opts *o) {
     memset(o, 0, sizeof *o);
     o->precision = SP_PREC_FAST;
     o->quantize = SP_F32;
+    o->kv_dtype = SP_DTYPE_COUNT; /* the device's default */
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -109,13 +110,23 @@ static sp_status load_weights(sp_model *m, const char *path, sp_error *err) {
     return s;
 }
 
+static uint64_t dummy_key(const void *ctx, const void *host) {
+    return sp_weights_dummy_key(ctx, host);
+}
+
 /* The device holds its own copy now: the file mapping goes (the host's
  * views of it must not be read again; only the CUDA backend runs). */
 static sp_status load_device(sp_model *m, sp_error *err) {
+    int f32 = m->opts.precision == SP_PREC_F32;
+    sp_dtype kv = m->opts.kv_dtype;
+    if (kv != SP_F32 && kv != SP_F16 && kv != SP_BF16) kv = f32 ? SP_F32 : SP_F16;
     sp_cuda_opts co = {.device = m->opts.device_index,
-                       .f32 = m->opts.precision == SP_PREC_F32,
+                       .f32 = f32,
                        .dummy = m->opts.load_dummy,
-                       .max_tokens = m->opts.max_batch_tokens};
+                       .max_tokens = m->opts.max_batch_tokens,
+                       .kv_dtype = kv,
+                       .dummy_key = dummy_key,
+                       .dummy_ctx = &m->w};
     SP_TRY(sp_cuda_load(&m->gpu, &m->d, &co, err));
     if (!m->opts.use_mmap && m->st) sp_st_close(m->st), m->st = NULL;
     if (!m->opts.use_mmap && m->gguf) sp_gguf_close(m->gguf), m->gguf = NULL;

@@ -29,6 +29,8 @@ typedef struct sp_model_opts {
     int longrope_always_long; /* mlx-lm behaviour for longrope (see spec 1.4.6) */
     int max_batch_tokens;     /* GPU: tokens one forward chunk holds (0: 512); larger
                                  batches run in chunks */
+    sp_dtype kv_dtype;        /* GPU K/V cache (--kv-type f32|f16|bf16); SP_DTYPE_COUNT:
+                                 f16 in fast mode, f32 in --precision f32. The CPU's is f32 */
 } sp_model_opts;
 
 void sp_model_opts_default(sp_model_opts *o);

@@ -62,12 +62,21 @@ static void *dummy_map(sp_weights *w, size_t bytes) {
     return p;
 }
 
-static void dummy_fill(sp_tensor *t) {
+uint64_t sp_weights_dummy_key(const sp_weights *w, const void *p) {
+    const char *c = p;
+    for (int i = 0; i < w->n_maps; i++)
+        if (c >= (const char *)w->maps[i] && c < (const char *)w->maps[i] + w->map_len[i])
+            return (uint64_t)(i + 1) << 40 | (uint64_t)(c - (const char *)w->maps[i]);
+    return (uint64_t)(uintptr_t)p;
+}
+
+static void dummy_fill(const sp_weights *w, sp_tensor *t) {
     uint16_t *v = t->data;
     float a = sqrtf(3.0f / (float)sp_tensor_cols(t));
     size_t n = t->nbytes / 2;
+    uint64_t key = sp_weights_dummy_key(w, v);
     for (size_t i = 0; i < n; i++) {
-        uint16_t b = sp_dummy_bf16((uint64_t)(uintptr_t)(v + i), a);
+        uint16_t b = sp_dummy_bf16(key + 2 * i, a);
         v[i] = t->dtype == SP_F16 ? sp_f32_to_f16(sp_bf16_to_f32(b)) : b;
     }
 }
@@ -91,7 +100,7 @@ static sp_status fetch_dummy(sp_weights *w, const char *name, int required, int 
     out->data = dummy_map(w, out->nbytes);
     if (!out->data)
         return sp_fail(err, SP_ENOMEM, "--load-format dummy: no address space for tensor %s", name);
-    if (w->dummy_fill) dummy_fill(out);
+    if (w->dummy_fill) dummy_fill(w, out);
     w->bytes += out->nbytes;
     return SP_OK;
 }
@@ -163,7 +172,7 @@ static void release_source(const void *p, size_t n) {
  * one matrix (shape[ndim-2], so every expert of a stacked tensor) must be a
  * multiple of the group; other matrices keep the plain layout and kernels. */
 static void pack_rows(const sp_weights *w, sp_tensor *t, int owned) {
-    if (!owned || w->no_pack || t->ndim < 2 || !sp_quant_packable(t->dtype) ||
+    if (!owned || w->no_pack || w->device_upload || t->ndim < 2 || !sp_quant_packable(t->dtype) ||
         t->shape[t->ndim - 2] % SP_PACK_ROWS != 0)
         return;
     t->packed = sp_quant_pack(t->dtype, t->data, sp_tensor_rows(t), sp_tensor_cols(t));

@@ -59,6 +59,10 @@ sp_status sp_weights_get_exact(sp_weights *w, const char *name, int required, in
  * in f32). */
 sp_status sp_weights_get_f32(sp_weights *w, const char *name, int required, int ndim,
                              const int64_t *shape, int add_one, sp_tensor *out, sp_error *err);
+/* --load-format dummy: the key of the value at host address p of a dummy
+ * weight (model/dummy.h): the number of its mapping and the offset in it,
+ * the same whichever address the mapping got. */
+uint64_t sp_weights_dummy_key(const sp_weights *w, const void *p);
 /* Allocation owned by the store (freed with it). */
 void *sp_weights_alloc(sp_weights *w, size_t bytes);
 void sp_weights_free(sp_weights *w);

@@ -61,6 +61,9 @@ static inline sp_model *qref_model(const char *path, sp_precision p) {
     o.precision = p;
     o.n_threads = 2;
     test_device_opts(&o);
+    /* llama.cpp's references were made with an f32 K/V cache, as the CPU
+     * keeps it: on the GPU too, so both backends are held to the same bounds */
+    o.kv_dtype = SP_F32;
     sp_model *m = NULL;
     sp_error err = {0};
     if (sp_model_load(&m, path, &o, &err) != SP_OK) fprintf(stderr, "%s: %s\n", path, err.msg);
