@@ -125,7 +125,15 @@ template <int DT> __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv16_kern
     int t0 = blockIdx.y * GEMV_NT, nt = min(GEMV_NT, a.T - t0);
     const float *x = a.x + (size_t)t0 * a.cols;
     float *y = a.y + (size_t)t0 * a.rows;
-    const uint4 *row = (const uint4 *)(a.w + (size_t)o * a.row_bytes);
+    const uint8_t *w = a.w;
+    if (a.sel) { /* experts: blockIdx.y is a slot (see gemv_kernel) */
+        int slot = blockIdx.y;
+        w = a.w_experts[a.sel[slot]];
+        x = a.x + (size_t)(slot / a.x_div) * a.cols;
+        y = a.y + (size_t)slot * a.rows;
+        nt = 1;
+    }
+    const uint4 *row = (const uint4 *)(w + (size_t)o * a.row_bytes);
     float acc[GEMV_NT];
 #pragma unroll
     for (int t = 0; t < GEMV_NT; t++) acc[t] = 0.0f;
@@ -162,7 +170,7 @@ template <int DT> __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv16_kern
 template <int DT>
 static void launch_gemv_dt(cudaStream_t st, const gemv_args &a, bool vec, int groups) {
     dim3 grid((a.rows + GEMV_WARPS - 1) / GEMV_WARPS, groups);
-    if ((DT == SP_BF16 || DT == SP_F16) && vec && !a.sel)
+    if ((DT == SP_BF16 || DT == SP_F16) && vec)
         gemv16_kernel<DT><<<grid, GEMV_WARPS * 32, 0, st>>>(a);
     else if (vec)
         gemv_kernel<DT, true><<<grid, GEMV_WARPS * 32, 0, st>>>(a);
