@@ -13,6 +13,7 @@ typedef struct sp_scratch {
     float *router, *ple, *ple_tmp;
     float *rope_cos, *rope_sin; /* [tokens][n_ropes][max_pairs] */
     int *tok_seq, *tok_pos, *tok_len;
+    int *tok_span_end; /* end of the media span holding the token, 0 if none */
     /* MoE grouping */
     int *sel_expert;   /* [tokens][k] */
     float *sel_weight; /* [tokens][k] */
@@ -31,6 +32,7 @@ struct sp_model {
     sp_pool *pool;
     sp_scratch s;
     int max_q, max_kv, max_ffn, max_pairs; /* widest layer, for scratch */
+    int media_bidir;                       /* some layer has media_bidir */
 };
 
 struct sp_kv {

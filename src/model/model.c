@@ -35,6 +35,7 @@ static void measure(sp_model *m) {
         if (kv > m->max_kv) m->max_kv = kv;
         if (L->ffn_dim > m->max_ffn) m->max_ffn = L->ffn_dim;
         if (L->expert_ffn_dim > m->max_ffn) m->max_ffn = L->expert_ffn_dim;
+        m->media_bidir |= L->media_bidir;
     }
     for (int r = 0; r < d->n_ropes; r++)
         if (d->ropes[r].n_pairs > m->max_pairs) m->max_pairs = d->ropes[r].n_pairs;
@@ -111,6 +112,9 @@ void sp_model_free(sp_model *m) {
 
 const sp_model_desc *sp_model_get_desc(const sp_model *m) {
     return &m->d;
+}
+int sp_model_media_bidir(const sp_model *m) {
+    return m->media_bidir;
 }
 uint64_t sp_model_weight_bytes(const sp_model *m) {
     return m->w.bytes;

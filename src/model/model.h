@@ -27,6 +27,9 @@ void sp_model_opts_default(sp_model_opts *o);
 sp_status sp_model_load(sp_model **out, const char *path, const sp_model_opts *opts, sp_error *err);
 void sp_model_free(sp_model *m);
 const sp_model_desc *sp_model_get_desc(const sp_model *m);
+/* 1 when image soft tokens attend to each other both ways in some layer:
+ * a prefill chunk must then never end inside an image's tokens. */
+int sp_model_media_bidir(const sp_model *m);
 /* Bytes of weights read per decoded token (for benchmarks). */
 uint64_t sp_model_weight_bytes(const sp_model *m);
 /* The compute pool the model runs on (owned by the model). */
@@ -65,6 +68,18 @@ sp_status sp_kv_create_groups(sp_kv **out, const sp_model *m, int n_full, int n_
  * blocks wholly before pos0 + 1 - window (never read again) may be -1. */
 typedef enum sp_logits_want { SP_LOGITS_NONE = 0, SP_LOGITS_LAST, SP_LOGITS_ALL } sp_logits_want;
 
+/* The soft tokens of one image in a sequence: positions [pos, pos + n).
+ * Their input embeddings are the rows of embd (the vision projector's
+ * output, not scaled like text embeddings), and in layers with media_bidir
+ * they attend to each other in both directions, as transformers' token-type
+ * mask makes them. A span may begin before pos0 (those rows are in the
+ * cache already); in a model with media_bidir layers it must not end after
+ * pos0 + n_tokens (its later keys would not exist yet). */
+typedef struct sp_media_span {
+    int pos, n;
+    const float *embd; /* [n][hidden] */
+} sp_media_span;
+
 typedef struct sp_seq_input {
     const int32_t *tokens;
     int n_tokens;
@@ -74,6 +89,8 @@ typedef struct sp_seq_input {
     sp_logits_want want;
     const int32_t *swa_table; /* grouped caches only */
     int n_swa_blocks;
+    const sp_media_span *spans; /* image soft tokens, by position (may be NULL) */
+    int n_spans;
 } sp_seq_input;
 
 /* Runs all sequences' new tokens through the decoder as one batch and writes
