@@ -165,6 +165,12 @@ test('bad images get a 400 naming the part; the server keeps serving', { skip },
     assert.match(r.body.error.message, /messages\[0\]\.content\[1\]/, what);
     assert.match(r.body.error.message, msg, `${what}: ${r.body.error.message}`);
   }
+  // user text holding the image placeholder: one placeholder too many for the images
+  const extra = await rawChat(srv, { max_tokens: 2, messages: [{ role: 'user', content: [
+    { type: 'text', text: '<t5><|image|>' }, { type: 'image_url', image_url: { url: dataUrl('scene.png') } }] }] });
+  assert.equal(extra.status, 400, JSON.stringify(extra.body));
+  assert.equal(extra.body.error.param, 'messages');
+  assert.match(extra.body.error.message, /2 image placeholder\(s\) .* for 1 image/);
   // and the server still answers a good image request
   const msgs = [{ role: 'user', content: content(p.prompt_ids, [dataUrl('scene.png')], 500) }];
   assert.deepEqual((await chat(srv, msgs)).ids, p.greedy_ids);
@@ -173,7 +179,7 @@ test('bad images get a 400 naming the part; the server keeps serving', { skip },
 test('image limits, remote and local policy flags', { skip }, async () => {
   const dir = path.join(BUILD, 'e2e-vision-gemma3');
   const srv = await startServer(['--model', dir, '--no-remote-images', '--max-image-pixels', '10000',
-    '--allowed-local-media-path', IMAGES]);
+    '--allowed-local-media-path', IMAGES, '--max-images', '1']);
   try {
     const ask = (url) => rawChat(srv, { max_tokens: 1, messages: [{ role: 'user', content: [
       { type: 'text', text: '<t5>' }, { type: 'image_url', image_url: { url } }] }] });
@@ -186,6 +192,13 @@ test('image limits, remote and local policy flags', { skip }, async () => {
     r = await ask(`file://${path.join(IMAGES, 'alpha.png')}`); // 96 x 160 = 15360: too many too
     assert.equal(r.status, 400);
     assert.match(r.body.error.message, /exceeds the limit/);
+    // a 9 x 7 PNG (the fuzz seed, after its flag byte): under the pixel limit
+    const tiny = fs.readFileSync(new URL('../fuzz/corpus/image/png-rgb', import.meta.url)).subarray(1);
+    const two = { type: 'image_url', image_url: { url: `data:image/png;base64,${tiny.toString('base64')}` } };
+    r = await rawChat(srv, { max_tokens: 1, messages: [{ role: 'user', content: [two, two] }] });
+    assert.equal(r.status, 400);
+    assert.match(r.body.error.message, /more than 1 images/);
+    assert.equal(r.body.error.param, 'messages[0].content[1]');
     r = await ask(`file://${path.join(IMAGES, '..', 'images', 'missing.png')}`);
     assert.equal(r.status, 400);
     r = await ask(`file://${path.join(IMAGES, '..', 'gemma3_vision', 'config.json')}`);
