@@ -7,6 +7,7 @@ set -euo pipefail
 # chromium: the chat page's tests drive it headless (tests/e2e/webui.test.mjs).
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libxxhash-dev python3
+      libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev libcurl4-openssl-dev
       chromium)
 # Node.js (e2e tests with the openai npm client) ships with the machine image;
 # install Debian's only where it is missing.

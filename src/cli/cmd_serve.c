@@ -17,38 +17,45 @@
 #include "server/server.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: spindle serve --model PATH [options]\n"
-            "  --host ADDR           bind address (default 127.0.0.1)\n"
-            "  --port N              port (default 8000; 0 picks a free one)\n"
-            "  --alias NAME          model id served by /v1/models (default: file/dir name)\n"
-            "  --api-key KEY         require 'Authorization: Bearer KEY' (/health stays open)\n"
-            "  --parallel N          max sequences decoded together (default 4)\n"
-            "  --ctx-size N          max tokens per sequence (default: the model's, <= 8192)\n"
-            "  --kv-memory BYTES     KV pool size, e.g. 512M (default: parallel x ctx-size)\n"
-            "  --block-size N        tokens per KV block (default 16)\n"
-            "  --prefill-chunk N     prompt tokens per engine step (default 256)\n"
-            "  --queue N             max waiting requests before 503 (default 64)\n"
-            "  --threads N           compute threads (default: all cores)\n"
-            "  --threads-http N      max concurrent HTTP connections (default 128)\n"
-            "  --precision f32|fast  activation precision (default fast)\n"
-            "  --mmap                serve weights from the file mapping\n"
-            "  --device D            cpu, cuda, cuda:N or auto (default: the first usable CUDA\n"
-            "                        device, else the CPU)\n"
-            "  --load-format dummy   random weights sized from config.json\n"
-            "  --kv-type T           GPU K/V cache: f16 (fast mode's default), bf16 or f32\n"
-            "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"
-            "  --chat-template FILE  Jinja chat template overriding the model's\n"
-            "  --tool-parser NAME    hermes|llama3|gemma4|json|none (default: from the template)\n"
-            "  --max-body BYTES      request body limit (default 8M)\n"
-            "  --read-timeout S      a request must arrive within S seconds (default 10)\n"
-            "  --idle-timeout S      close connections silent for S seconds (default 600)\n"
-            "  --cors [ORIGIN]       send CORS headers (default origin *)\n"
-            "  --no-webui            no chat page at / (the API only)\n"
-            "  --grace SECONDS       shutdown grace period (default 10)\n"
-            "  --watchdog SECONDS    exit (status 4) when one engine step runs longer\n"
-            "                        (default 120; 0: off)\n"
-            "  --log-level debug|info|warn|error\n");
+    fprintf(
+        f, "usage: spindle serve --model PATH [options]\n"
+           "  --host ADDR           bind address (default 127.0.0.1)\n"
+           "  --port N              port (default 8000; 0 picks a free one)\n"
+           "  --alias NAME          model id served by /v1/models (default: file/dir name)\n"
+           "  --api-key KEY         require 'Authorization: Bearer KEY' (/health stays open)\n"
+           "  --parallel N          max sequences decoded together (default 4)\n"
+           "  --ctx-size N          max tokens per sequence (default: the model's, <= 8192)\n"
+           "  --kv-memory BYTES     KV pool size, e.g. 512M (default: parallel x ctx-size)\n"
+           "  --block-size N        tokens per KV block (default 16)\n"
+           "  --prefill-chunk N     prompt tokens per engine step (default 256)\n"
+           "  --queue N             max waiting requests before 503 (default 64)\n"
+           "  --threads N           compute threads (default: all cores)\n"
+           "  --threads-http N      max concurrent HTTP connections (default 128)\n"
+           "  --precision f32|fast  activation precision (default fast)\n"
+           "  --mmap                serve weights from the file mapping\n"
+           "  --device D            cpu, cuda, cuda:N or auto (default: the first usable CUDA\n"
+           "                        device, else the CPU)\n"
+           "  --load-format dummy   random weights sized from config.json\n"
+           "  --kv-type T           GPU K/V cache: f16 (fast mode's default), bf16 or f32\n"
+           "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"
+           "  --chat-template FILE  Jinja chat template overriding the model's\n"
+           "  --tool-parser NAME    hermes|llama3|gemma4|json|none (default: from the template)\n"
+           "  --max-body BYTES      request body limit (default 8M)\n"
+           "  --read-timeout S      a request must arrive within S seconds (default 10)\n"
+           "  --idle-timeout S      close connections silent for S seconds (default 600)\n"
+           "  --cors [ORIGIN]       send CORS headers (default origin *)\n"
+           "  --no-webui            no chat page at / (the API only)\n"
+           "  --grace SECONDS       shutdown grace period (default 10)\n"
+           "  --watchdog SECONDS    exit (status 4) when one engine step runs longer\n"
+           "                        (default 120; 0: off)\n"
+           "  --log-level debug|info|warn|error\n"
+           "image input (models with a vision tower; docs/api.md):\n"
+           "  --image-url-timeout S        fetching one http(s) image URL (default 10)\n"
+           "  --max-image-bytes BYTES      encoded size of one image (default 20M)\n"
+           "  --max-image-pixels N         decoded width x height of one image (default 40000000)\n"
+           "  --max-images N               images in one request (default 32)\n"
+           "  --no-remote-images           refuse http(s) image URLs (data: URLs still work)\n"
+           "  --allowed-local-media-path DIR  accept file:// image URLs under DIR\n");
 }
 
 static int parse_size(const char *s, unsigned long long *out) {
@@ -110,6 +117,49 @@ typedef struct serve_args {
     int grace_s;
 } serve_args;
 
+/* The image-input flags: 1 when f was one (consuming v: *i advanced),
+ * -1 on a bad value, 0 when f is another flag. */
+static int parse_media_flag(const char *f, const char *v, int *i, sp_media_opts *m) {
+    int n;
+    unsigned long long bytes;
+    if (!strcmp(f, "--no-remote-images")) {
+        m->remote = 0;
+        return 1;
+    }
+    const char *with_value[] = {"--image-url-timeout", "--max-image-bytes", "--max-image-pixels",
+                                "--max-images", "--allowed-local-media-path"};
+    int k = 0;
+    while (k < 5 && strcmp(f, with_value[k])) k++;
+    if (k == 5) return 0;
+    if (!v) {
+        fprintf(stderr, "spindle serve: %s needs a value\n", f);
+        return -1;
+    }
+    (*i)++;
+    switch (k) {
+    case 0:
+        if (parse_int(f, v, 1, &m->timeout_s)) return -1;
+        return 1;
+    case 1:
+        if (parse_size(v, &bytes) || bytes == 0) {
+            fprintf(stderr, "spindle serve: %s expects a size like 20M, got '%s'\n", f, v);
+            return -1;
+        }
+        m->max_bytes = (size_t)bytes;
+        return 1;
+    case 2:
+        if (parse_int(f, v, 1, &n)) return -1;
+        m->max_pixels = n;
+        return 1;
+    case 3:
+        if (parse_int(f, v, 1, &m->max_images)) return -1;
+        return 1;
+    default:
+        m->local_dir = v;
+        return 1;
+    }
+}
+
 static int parse_args(int argc, char **argv, serve_args *a) {
     sp_engine_opts_default(&a->eng);
     arg_model_opts_default(&a->eng.model);
@@ -128,7 +178,11 @@ static int parse_args(int argc, char **argv, serve_args *a) {
         }                                                                                          \
         i++;                                                                                       \
     } while (0)
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+        int media = parse_media_flag(f, v, &i, &a->srv.media);
+        if (media < 0) return -1;
+        if (media > 0) {
+            continue;
+        } else if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             usage(stdout);
             exit(0);
         } else if (!strcmp(f, "--model") || !strcmp(f, "-m")) {

@@ -15,6 +15,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print token ids of a text as a JSON array"},
     {"template", cmd_template, "render the chat template for a messages file"},
     {"bench", cmd_bench, "measure prompt processing and generation speed"},
+    {"image", cmd_image, "preprocess an image and run the vision tower (pixels, features)"},
 };
 
 static void usage(FILE *f) {

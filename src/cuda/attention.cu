@@ -182,7 +182,7 @@ struct attn_args {
     const float *q;
     float *out;
     const void *k, *v;
-    const int32_t *pos, *tables, *tab;
+    const int32_t *pos, *span_end, *tables, *tab;
     int n_heads, group, hd, stride, window, bs;
     float scale, softcap;
 };
@@ -197,6 +197,7 @@ template <typename KV> __global__ void __launch_bounds__(ATT_THREADS) attn_kerne
     const int32_t *table = a.tables + a.tab[t];
     int pos = a.pos[t], end = pos + 1;
     int begin = a.window > 0 && end > a.window ? end - a.window : 0;
+    if (a.span_end && a.span_end[t] > end) end = a.span_end[t]; /* inside an image */
     __shared__ float q[ATT_MAX_HD];
     __shared__ float p[ATT_TILE];
     const float *qg = a.q + ((size_t)t * a.n_heads + h) * a.hd;
@@ -253,12 +254,13 @@ template <typename KV> __global__ void __launch_bounds__(ATT_THREADS) attn_kerne
 }
 
 void sp_cu_attention(sp_cuda *g, sp_cuda_kv *kv, int l, const float *q, float *out, int T,
-                     const int32_t *pos, const int32_t *tables, const int32_t *tab) {
+                     const int32_t *pos, const int32_t *span_end, const int32_t *tables,
+                     const int32_t *tab) {
     const sp_layer_desc *L = &g->d->layers[l];
     int src = L->kv_source;
     attn_args a = {};
     a.q = q, a.out = out, a.k = kv->k[src], a.v = kv->v[src];
-    a.pos = pos, a.tables = tables, a.tab = tab;
+    a.pos = pos, a.span_end = span_end, a.tables = tables, a.tab = tab;
     a.n_heads = L->n_heads, a.group = L->n_heads / L->n_kv_heads, a.hd = L->head_dim;
     a.stride = L->n_kv_heads * L->head_dim, a.window = L->sliding_window, a.bs = kv->block_size;
     a.scale = L->attn_scale, a.softcap = g->d->attn_softcap;

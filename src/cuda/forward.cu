@@ -19,11 +19,21 @@ struct piece {
 /* Device views of the metadata (sp_cuda_kv.meta): per token its id (media
  * placeholders remapped), position, sequence end (RoPE variants that
  * depend on length), offsets of its sequence's full and sliding tables,
- * then the rows whose logits are wanted, then the tables. */
+ * the end of the image span holding it (0: none), then the rows whose
+ * logits are wanted, then the tables. */
 struct meta {
-    int32_t *tok, *pos, *len, *tab, *swatab, *rows, *tables;
+    int32_t *tok, *pos, *len, *tab, *swatab, *span_end, *rows, *tables;
     int T, n_rows;
 };
+
+#define META_PER_TOKEN 7
+
+/* The media span holding position pos, or NULL (model/forward.c span_at). */
+static const sp_media_span *span_at(const sp_seq_input *q, int pos) {
+    for (int i = 0; i < q->n_spans; i++)
+        if (pos >= q->spans[i].pos && pos < q->spans[i].pos + q->spans[i].n) return &q->spans[i];
+    return NULL;
+}
 
 static int32_t embed_id(const sp_model_desc *d, int32_t id) {
     for (int i = 0; i < d->n_media; i++)
@@ -47,7 +57,7 @@ static sp_status upload_meta(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np
     int N = g->max_tokens, bs = kv->block_size, grouped = kv->n_swa > 0;
     int32_t *h = kv->meta_host;
     int32_t *tok = h, *pos = h + N, *len = h + 2 * N, *tab = h + 3 * N, *swatab = h + 4 * N;
-    int32_t *rows = h + 5 * N, *tables = h + 6 * N;
+    int32_t *span_end = h + 5 * N, *rows = h + 6 * N, *tables = h + META_PER_TOKEN * N;
     int t = 0, nt = 0, nr = 0;
     for (int i = 0; i < np; i++) {
         const piece *p = &ps[i];
@@ -67,14 +77,38 @@ static sp_status upload_meta(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np
             len[t] = p->q->pos0 + p->q->n_tokens;
             tab[t] = full_off;
             swatab[t] = swa_off;
+            const sp_media_span *sp = span_at(p->q, pos[t]);
+            span_end[t] = sp ? sp->pos + sp->n : 0;
             if (wants_logits(p, j)) rows[nr++] = t;
         }
     }
-    CU_TRY(cudaMemcpyAsync(kv->meta, h, ((size_t)6 * N + nt) * sizeof(int32_t),
+    CU_TRY(cudaMemcpyAsync(kv->meta, h, ((size_t)META_PER_TOKEN * N + nt) * sizeof(int32_t),
                            cudaMemcpyHostToDevice, g->st),
            err);
     int32_t *dv = kv->meta;
-    *m = {dv, dv + N, dv + 2 * N, dv + 3 * N, dv + 4 * N, dv + 5 * N, dv + 6 * N, t, nr};
+    *m = {dv,         dv + N,     dv + 2 * N, dv + 3 * N, dv + 4 * N,
+          dv + 5 * N, dv + 6 * N, dv + META_PER_TOKEN * N, t, nr};
+    return SP_OK;
+}
+
+/* Image soft tokens: their rows of x are the vision projector's output
+ * (host memory of the request), copied over the text embeddings. */
+static sp_status media_rows(sp_cuda *g, const piece *ps, int np, sp_error *err) {
+    int H = g->d->hidden, t = 0;
+    for (int i = 0; i < np; i++) {
+        const piece *p = &ps[i];
+        for (int j = 0; j < p->n; j++, t++) {
+            int pos = p->q->pos0 + p->j0 + j;
+            const sp_media_span *sp = span_at(p->q, pos);
+            if (!sp) continue;
+            int run = 1; /* the rest of this span inside the piece, in one copy */
+            while (j + run < p->n && pos + run < sp->pos + sp->n) run++;
+            CU_TRY(cudaMemcpyAsync(g->s.x + (size_t)t * H, sp->embd + (size_t)(pos - sp->pos) * H,
+                                   (size_t)run * H * sizeof(float), cudaMemcpyHostToDevice, g->st),
+                   err);
+            j += run - 1, t += run - 1;
+        }
+    }
     return SP_OK;
 }
 
@@ -110,7 +144,8 @@ static sp_status attention_block(sp_cuda *g, sp_cuda_kv *kv, int l, const meta *
         if (L->has_v_norm) sp_cu_head_norm_rope(g, s->v, T, L->n_kv_heads, L->head_dim, NULL, 1, -1);
         sp_cu_kv_write(g, kv, l, s->k, s->v, T, m->pos, m->tables, layer_tab(kv, m, l));
     }
-    sp_cu_attention(g, kv, l, s->q, s->att, T, m->pos, m->tables, layer_tab(kv, m, L->kv_source));
+    sp_cu_attention(g, kv, l, s->q, s->att, T, m->pos, L->media_bidir ? m->span_end : NULL,
+                    m->tables, layer_tab(kv, m, L->kv_source));
     return sp_cu_matmul(g, out, s->att, T, &D->wo, D->bo, err);
 }
 
@@ -206,10 +241,11 @@ static sp_status decoder_layer(sp_cuda *g, sp_cuda_kv *kv, int l, const meta *m,
 }
 
 /* Embeddings, RoPE angles and (Gemma 4) per-layer inputs of the chunk. */
-static sp_status inputs(sp_cuda *g, const meta *m, sp_error *err) {
+static sp_status inputs(sp_cuda *g, const meta *m, const piece *ps, int np, sp_error *err) {
     const sp_model_desc *d = g->d;
     dscratch *s = &g->s;
     sp_cu_embed(g->st, &g->tok_embd, m->tok, m->T, d->embed_scale, s->x, d->hidden);
+    SP_TRY(media_rows(g, ps, np, err));
     sp_cu_rope_angles(g, m->pos, m->len, m->T);
     if (!d->ple_dim) return SP_OK;
     int LP = d->n_layers * d->ple_dim;
@@ -245,7 +281,7 @@ static sp_status run_chunk(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np, 
                            int *rows_out, sp_error *err) {
     meta m;
     SP_TRY(upload_meta(g, kv, ps, np, &m, err));
-    SP_TRY(inputs(g, &m, err));
+    SP_TRY(inputs(g, &m, ps, np, err));
     for (int l = 0; l < g->d->n_layers; l++) SP_TRY(decoder_layer(g, kv, l, &m, err));
     SP_TRY(output_logits(g, &m, logits, err));
     /* the pinned metadata is reused by the next chunk: wait for this one */
@@ -259,6 +295,17 @@ static sp_status run_chunk(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np, 
 
 #define MAX_PIECES 1024
 
+/* Tokens of q from j0 on that one chunk may take when room are free: never
+ * a cut inside an image whose tokens attend both ways (the earlier part
+ * would read keys not written yet). 0: the cut must wait for a new chunk. */
+static int piece_len(const sp_cuda *g, const sp_seq_input *q, int j0, int room) {
+    int n = q->n_tokens - j0 < room ? q->n_tokens - j0 : room;
+    if (j0 + n == q->n_tokens || !g->media_bidir) return n;
+    const sp_media_span *sp = span_at(q, q->pos0 + j0 + n);
+    if (sp && sp->pos < q->pos0 + j0 + n) n = sp->pos - (q->pos0 + j0);
+    return n > 0 ? n : 0;
+}
+
 extern "C" sp_status sp_cuda_forward(sp_cuda *g, sp_cuda_kv *kv, const sp_seq_input *seqs,
                                      int n_seqs, float *logits, sp_error *err) {
     SP_CUDA_OWNED(g);
@@ -268,7 +315,13 @@ extern "C" sp_status sp_cuda_forward(sp_cuda *g, sp_cuda_kv *kv, const sp_seq_in
         const sp_seq_input *q = &seqs[si];
         for (int j0 = 0; j0 < q->n_tokens;) {
             int room = g->max_tokens - tokens;
-            piece p = {q, j0, q->n_tokens - j0 < room ? q->n_tokens - j0 : room};
+            piece p = {q, j0, piece_len(g, q, j0, room)};
+            if (p.n == 0 && np == 0)
+                return sp_fail(err, SP_ERANGE,
+                               "cuda: sequence %d: an image of more than %d tokens does not fit "
+                               "one forward chunk (sp_model_opts.max_batch_tokens)",
+                               si, g->max_tokens);
+            if (p.n == 0) room = 0; /* start a new chunk at the image */
             int tab = per_seq * blocks_needed(&p, kv->block_size);
             if (np == 0 && table + tab > kv->table_cap)
                 return sp_fail(err, SP_ERANGE,

@@ -96,6 +96,7 @@ struct sp_cuda {
     dscratch s;
     uint64_t scratch_bytes, kv_bytes;
     int max_tokens, max_q, max_kv, max_ffn, max_pairs, max_experts, max_used;
+    int media_bidir; /* some layer's image tokens attend both ways */
     float *logits_host; /* pinned, [logit_rows][vocab] */
 };
 
@@ -154,8 +155,11 @@ void sp_cu_head_norm_rope(sp_cuda *g, float *x, int T, int n_heads, int hd, cons
 void sp_cu_kv_write(sp_cuda *g, sp_cuda_kv *kv, int l, const float *k, const float *v, int T,
                     const int32_t *pos, const int32_t *tables, const int32_t *tab);
 /* out[T][nh][hd] = softmax(q k^T) v over each token's visible keys. */
+/* span_end (NULL: none): a token inside an image also sees the image's
+ * later tokens (layers with media_bidir). */
 void sp_cu_attention(sp_cuda *g, sp_cuda_kv *kv, int l, const float *q, float *out, int T,
-                     const int32_t *pos, const int32_t *tables, const int32_t *tab);
+                     const int32_t *pos, const int32_t *span_end, const int32_t *tables,
+                     const int32_t *tab);
 /* MoE routing (softmax, top-k, renormalise, per-expert scale). */
 void sp_cu_route(cudaStream_t st, const float *logits, int T, int E, int K, int norm_topk,
                  const float *expert_scale, int *sel, float *selw);

@@ -260,6 +260,7 @@ static void measure(sp_cuda *g) {
         if (L->n_experts > g->max_experts) g->max_experts = L->n_experts;
         if (L->n_experts_used > g->max_used) g->max_used = L->n_experts_used;
     }
+    for (int i = 0; i < d->n_layers; i++) g->media_bidir |= d->layers[i].media_bidir;
     g->max_pairs = 1;
     for (int r = 0; r < d->n_ropes; r++)
         if (d->ropes[r].n_pairs > g->max_pairs) g->max_pairs = d->ropes[r].n_pairs;

@@ -8,6 +8,7 @@ typedef struct block {
     int ref;
     int indexed;
     uint64_t key;
+    uint64_t salt; /* images in the block (0: none), compared like the tokens */
     int32_t next_in_bucket;
     int32_t lru_prev, lru_next; /* valid while cached (indexed, ref 0) */
 } block;
@@ -161,18 +162,30 @@ uint64_t sp_blocks_key(uint64_t prev_key, const int32_t *tokens, int n) {
     return XXH3_64bits_withSeed(tokens, (size_t)n * sizeof *tokens, prev_key);
 }
 
-static int32_t index_find(const sp_blocks *b, uint64_t key, const int32_t *tokens) {
+uint64_t sp_blocks_key_salted(uint64_t prev_key, const int32_t *tokens, int n, uint64_t salt) {
+    if (!salt) return sp_blocks_key(prev_key, tokens, n);
+    return sp_blocks_key(XXH3_64bits_withSeed(&salt, sizeof salt, prev_key), tokens, n);
+}
+
+static int32_t index_find(const sp_blocks *b, uint64_t key, const int32_t *tokens, uint64_t salt) {
     for (int32_t id = b->buckets[key & b->bucket_mask]; id >= 0; id = b->blk[id].next_in_bucket)
         if (b->blk[id].key == key &&
-            (!tokens || !memcmp(&b->tokens[(size_t)id * b->bs], tokens, b->bs * sizeof *tokens)))
+            (!tokens || (b->blk[id].salt == salt &&
+                         !memcmp(&b->tokens[(size_t)id * b->bs], tokens, b->bs * sizeof *tokens))))
             return id;
     return -1;
 }
 
 void sp_blocks_publish(sp_blocks *b, int32_t id, uint64_t key, const int32_t *tokens) {
-    if (b->blk[id].indexed || index_find(b, key, NULL) >= 0) return;
+    sp_blocks_publish_salted(b, id, key, tokens, 0);
+}
+
+void sp_blocks_publish_salted(sp_blocks *b, int32_t id, uint64_t key, const int32_t *tokens,
+                              uint64_t salt) {
+    if (b->blk[id].indexed || index_find(b, key, NULL, 0) >= 0) return;
     block *k = &b->blk[id];
     k->key = key;
+    k->salt = salt;
     k->indexed = 1;
     memcpy(&b->tokens[(size_t)id * b->bs], tokens, b->bs * sizeof *tokens);
     int32_t *head = &b->buckets[key & b->bucket_mask];
@@ -181,7 +194,11 @@ void sp_blocks_publish(sp_blocks *b, int32_t id, uint64_t key, const int32_t *to
 }
 
 int32_t sp_blocks_lookup(sp_blocks *b, uint64_t key, const int32_t *tokens) {
-    int32_t id = index_find(b, key, tokens);
+    return sp_blocks_lookup_salted(b, key, tokens, 0);
+}
+
+int32_t sp_blocks_lookup_salted(sp_blocks *b, uint64_t key, const int32_t *tokens, uint64_t salt) {
+    int32_t id = index_find(b, key, tokens, salt);
     if (id < 0) return -1;
     block *k = &b->blk[id];
     if (k->ref == 0) {

@@ -46,11 +46,19 @@ void sp_blocks_unref(sp_blocks *b, int32_t id);
 
 /* Chain key of a full block. */
 uint64_t sp_blocks_key(uint64_t prev_key, const int32_t *tokens, int n);
+/* The same for a block holding image soft tokens: salt identifies the
+ * images in it (their content hashes and offsets, sched.c), so a different
+ * image never shares KV with the same token ids. salt 0: sp_blocks_key. */
+uint64_t sp_blocks_key_salted(uint64_t prev_key, const int32_t *tokens, int n, uint64_t salt);
 /* Indexes a full block under key (tokens: block_size ids). If the key is
  * already indexed by another block, nothing changes. */
 void sp_blocks_publish(sp_blocks *b, int32_t id, uint64_t key, const int32_t *tokens);
+/* With the block's salt, which lookups compare as they compare tokens. */
+void sp_blocks_publish_salted(sp_blocks *b, int32_t id, uint64_t key, const int32_t *tokens,
+                              uint64_t salt);
 /* Finds an indexed block with this key and these tokens and takes a
  * reference on it; -1 if none. */
 int32_t sp_blocks_lookup(sp_blocks *b, uint64_t key, const int32_t *tokens);
+int32_t sp_blocks_lookup_salted(sp_blocks *b, uint64_t key, const int32_t *tokens, uint64_t salt);
 
 #endif

@@ -124,6 +124,34 @@ static sp_status alloc_scratch(sp_engine *e, int vocab) {
     return SP_OK;
 }
 
+/* The vision tower of a multimodal checkpoint. Failing to load it leaves a
+ * text-only server (the model served as text before image input existed),
+ * and image requests are answered with the reason. */
+static void load_vision(sp_engine *e) {
+    ENGINE_OWNED(e);
+    e->max_chunk = e->opts.prefill_chunk;
+    if (!sp_path_is_dir(e->model_path) || !sp_vision_present(e->model_path)) {
+        snprintf(e->vision_missing, sizeof e->vision_missing,
+                 "the model has no vision tower: it takes no image input");
+        return;
+    }
+    sp_error err = {0};
+    if (sp_vision_load(&e->vision, e->model_path, &e->opts.model, sp_model_pool(e->model), &err) !=
+        SP_OK) {
+        snprintf(e->vision_missing, sizeof e->vision_missing,
+                 "image input is unavailable for this model: %s", err.msg);
+        SP_WARN("vision tower not loaded, serving text only: %s", err.msg);
+        return;
+    }
+    const sp_vision_info *vi = sp_vision_get_info(e->vision);
+    int max_img = vi->kind == SP_VISION_GEMMA3 ? vi->soft_tokens : vi->proc.max_soft_tokens;
+    if (max_img > e->max_chunk) e->max_chunk = max_img;
+    e->info.vision = vi;
+    e->info.max_image_tokens = max_img;
+    SP_INFO("vision tower: %s images, up to %d soft tokens each", sp_proc_kind_name(vi->proc.kind),
+            max_img);
+}
+
 static sp_status engine_load(sp_engine *e, sp_error *err) {
     ENGINE_OWNED(e);
     double t0 = sp_now_ms();
@@ -134,6 +162,8 @@ static sp_status engine_load(sp_engine *e, sp_error *err) {
             d->n_layers, d->vocab, (sp_now_ms() - t0) / 1e3);
     SP_TRY(load_tokenizer(e, err));
     SP_TRY(load_template(e, err));
+    load_vision(e);
+    e->info.vision_missing = e->info.vision ? NULL : e->vision_missing;
     SP_TRY(sp_engine_size_kv(e, d, err));
     if (alloc_scratch(e, d->vocab) != SP_OK)
         return sp_fail(err, SP_ENOMEM, "engine scratch: out of memory");
@@ -169,6 +199,8 @@ static void engine_unload(sp_engine *e) {
     e->swa_blocks = NULL;
     sp_kv_free(e->kv);
     e->kv = NULL;
+    sp_vision_free(e->vision);
+    e->vision = NULL;
     sp_model_free(e->model);
     e->model = NULL;
 }
@@ -318,6 +350,40 @@ const sp_engine_info *sp_engine_get_info(sp_engine *e) {
     return ready ? &e->info : NULL;
 }
 
+/* Images must sit on runs of the soft token, in order, one run each, and
+ * every soft token of the prompt must belong to an image. */
+static sp_status validate_images(const sp_engine_info *in, const sp_request_params *p,
+                                 sp_error *err) {
+    if (p->n_images <= 0) return SP_OK;
+    if (!in->vision) return sp_fail(err, SP_EUNSUPPORTED, "%s", in->vision_missing);
+    int32_t soft = in->vision->image_id;
+    int covered = 0, end = 0;
+    for (int k = 0; k < p->n_images; k++) {
+        const sp_pixels *px = p->images[k].pixels;
+        int pos = p->images[k].pos;
+        if (!px || px->n_soft <= 0 || px->n_soft > in->max_image_tokens)
+            return sp_fail(err, SP_EINVAL, "image %d: %d soft tokens (at most %d)", k,
+                           px ? px->n_soft : 0, in->max_image_tokens);
+        if (pos < end || pos + px->n_soft > p->n_prompt)
+            return sp_fail(err, SP_EINVAL,
+                           "image %d: soft tokens at %d..%d are out of order or "
+                           "outside the prompt of %d tokens",
+                           k, pos, pos + px->n_soft - 1, p->n_prompt);
+        for (int i = pos; i < pos + px->n_soft; i++)
+            if (p->prompt[i] != soft)
+                return sp_fail(err, SP_EINVAL, "image %d: prompt[%d] is %d, not the image token %d",
+                               k, i, p->prompt[i], soft);
+        end = pos + px->n_soft;
+        covered += px->n_soft;
+    }
+    int total = 0;
+    for (int i = 0; i < p->n_prompt; i++) total += p->prompt[i] == soft;
+    if (total != covered)
+        return sp_fail(err, SP_EINVAL, "the prompt holds %d image tokens but its images fill %d",
+                       total, covered);
+    return SP_OK;
+}
+
 static sp_status validate(const sp_engine_info *in, const sp_request_params *p, sp_error *err) {
     if (p->n_prompt <= 0) return sp_fail(err, SP_EINVAL, "the prompt is empty");
     for (int i = 0; i < p->n_prompt; i++)
@@ -339,7 +405,7 @@ static sp_status validate(const sp_engine_info *in, const sp_request_params *p, 
     if (p->top_logprobs < 0 || p->top_logprobs > SP_MAX_TOP_LOGPROBS)
         return sp_fail(err, SP_EINVAL, "top_logprobs must be between 0 and %d",
                        SP_MAX_TOP_LOGPROBS);
-    return SP_OK;
+    return validate_images(in, p, err);
 }
 
 sp_status sp_engine_submit(sp_engine *e, const sp_request_params *p, sp_request **out,

@@ -24,8 +24,10 @@
 #include "chat/template.h"
 #include "engine/constrain.h"
 #include "engine/sampling.h"
+#include "media/preprocess.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
+#include "vision/vision.h"
 
 typedef struct sp_engine sp_engine;
 typedef struct sp_request sp_request;
@@ -68,6 +70,11 @@ typedef struct sp_engine_info {
     const int32_t *eos_ids;
     int n_eos;
     const char *model_path;
+    /* image input: the vision tower's prompt facts, NULL when the model takes
+     * no images (then vision_missing says why) */
+    const sp_vision_info *vision;
+    const char *vision_missing;
+    int max_image_tokens; /* soft tokens one image may have */
 } sp_engine_info;
 
 /* Starts the thread; returns at once (loading runs on the new thread). */
@@ -87,6 +94,14 @@ void sp_engine_stop(sp_engine *e, int grace_ms);
  * call after every thread that reads sp_engine_get_info() is done. */
 void sp_engine_free(sp_engine *e);
 
+/* One image of a request: its preprocessed pixels (copied by submit) and
+ * the prompt position of its first soft token; its soft tokens are the run
+ * pixels->n_soft long that starts there. */
+typedef struct sp_request_image {
+    const sp_pixels *pixels;
+    int pos;
+} sp_request_image;
+
 typedef struct sp_request_params {
     const int32_t *prompt; /* copied */
     int n_prompt;
@@ -101,14 +116,17 @@ typedef struct sp_request_params {
     int top_logprobs; /* 0..SP_MAX_TOP_LOGPROBS */
     /* tool_choice enforcement (constrain.h); copied; NULL: no constraint */
     const sp_tool_constraint *constraint;
-    int keep_special; /* the text keeps special tokens (stop strings see them too) */
+    int keep_special;               /* the text keeps special tokens (stop strings see them too) */
+    const sp_request_image *images; /* in prompt order; copied */
+    int n_images;
 } sp_request_params;
 
 #define SP_MAX_TOP_LOGPROBS 20
 
 /* SP_EBUSY: queue full or stopping (HTTP 503); SP_ERANGE: the prompt does not
- * fit the context (message has the numbers); SP_EINVAL: bad ids or params;
- * SP_EUNSUPPORTED: not ready. *out holds one reference for the caller. */
+ * fit the context (message has the numbers); SP_EINVAL: bad ids, params or
+ * image positions; SP_EUNSUPPORTED: not ready, or images for a model
+ * without a vision tower. *out holds one reference for the caller. */
 sp_status sp_engine_submit(sp_engine *e, const sp_request_params *p, sp_request **out,
                            sp_error *err);
 

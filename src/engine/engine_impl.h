@@ -51,6 +51,9 @@ struct sp_request {
     int logprobs, top_logprobs;
     sp_tool_constraint *constraint; /* NULL: free output */
     int keep_special;
+    sp_pixels *images; /* copies; the engine frees the pixel data once encoded */
+    int *image_pos;
+    int n_images;
     double t_submit;
 
     struct sp_request *next_queued; /* engine queue link (under engine mu) */
@@ -91,6 +94,10 @@ struct sp_engine {
 
     /* engine thread only */
     sp_model *model;
+    sp_vision *vision; /* NULL: no image input (info.vision_missing says why) */
+    char vision_missing[1200];
+    int max_chunk; /* most prompt tokens one sequence computes in a step: prefill_chunk, or an
+                      image's soft tokens (a chunk never ends inside an image) */
     sp_kv *kv;
     sp_blocks *blocks;
     /* The sliding-window group (kvsize.c): its own pool and prefix index, or

@@ -3,7 +3,8 @@
  *
  * Full-attention layers need ceil(ctx / block) blocks per sequence. Layers
  * of the sliding group (model.h) need at most sp_blocks_window_bound(window,
- * block, prefill_chunk) blocks per sequence, however long it gets, so they
+ * block, max_chunk) blocks per sequence (max_chunk: prefill_chunk, or the
+ * longest image, since a chunk never ends inside an image), however long it gets, so they
  * get their own, smaller pool. Without --kv-memory both pools hold
  * --parallel worst-case sequences. With --kv-memory M, M is split between
  * the pools in the ratio of one full-context sequence's needs: with
@@ -31,9 +32,8 @@ sp_status sp_engine_size_kv(sp_engine *e, const sp_model_desc *d, sp_error *err)
     if (ctx > 8192 && e->opts.ctx_size <= 0) ctx = 8192;
     int per_seq = (ctx + bs - 1) / bs;
     int window = sp_model_swa_window(e->model);
-    int swa_seq = window > 0
-                      ? min_int(per_seq, sp_blocks_window_bound(window, bs, e->opts.prefill_chunk))
-                      : 0;
+    int swa_seq =
+        window > 0 ? min_int(per_seq, sp_blocks_window_bound(window, bs, e->max_chunk)) : 0;
     uint64_t full_bytes = sp_kv_group_bytes_per_block(e->model, bs, 0);
     uint64_t swa_bytes = window > 0 ? sp_kv_group_bytes_per_block(e->model, bs, 1) : 0;
     int n_full, n_swa;

@@ -42,6 +42,15 @@ sp_request *sp_request_new(const sp_request_params *p, uint64_t id) {
     r->top_logprobs = p->top_logprobs;
     r->keep_special = p->keep_special;
     if (p->constraint && !(r->constraint = sp_tool_constraint_copy(p->constraint))) goto fail;
+    if (p->n_images > 0) {
+        r->images = calloc((size_t)p->n_images, sizeof *r->images);
+        r->image_pos = malloc((size_t)p->n_images * sizeof *r->image_pos);
+        if (!r->images || !r->image_pos) goto fail;
+        for (int i = 0; i < p->n_images; i++, r->n_images++) {
+            if (sp_pixels_copy(&r->images[i], p->images[i].pixels, NULL) != SP_OK) goto fail;
+            r->image_pos[i] = p->images[i].pos;
+        }
+    }
     r->t_submit = sp_now_ms();
     return r;
 fail:
@@ -62,6 +71,9 @@ static void request_free(sp_request *r) {
     free(r->bias);
     free(r->constraint);
     free(r->prompt);
+    for (int i = 0; i < r->n_images; i++) sp_pixels_free(&r->images[i]);
+    free(r->images);
+    free(r->image_pos);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     free(r);

@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "engine/engine_impl.h"
+#include "engine/images.h"
 #include "engine/stop.h"
 
 struct seq {
@@ -41,12 +42,14 @@ struct seq {
     int n_pushed; /* tokens given to the detokenizer */
     /* tool_choice constraint (constrain.h); NULL: none */
     sp_cons *cons;
+    seq_images im; /* the prompt's images (images.h) */
 };
 
 static void seq_free(seq *s) {
     if (!s) return;
     sp_detok_free(s->detok);
     sp_cons_free(s->cons);
+    seq_images_free(&s->im);
     free(s->tokens);
     free(s->table);
     free(s->swa);
@@ -60,10 +63,11 @@ static void publish_blocks(sp_engine *e, seq *s) {
     int bs = e->info.block_size;
     while ((s->n_published + 1) * bs <= s->n_computed) {
         const int32_t *t = s->tokens + (size_t)s->n_published * bs;
-        s->key = sp_blocks_key(s->key, t, bs);
-        sp_blocks_publish(e->blocks, s->table[s->n_published], s->key, t);
+        uint64_t salt = seq_images_block_salt(&s->im, s->n_published, bs);
+        s->key = sp_blocks_key_salted(s->key, t, bs, salt);
+        sp_blocks_publish_salted(e->blocks, s->table[s->n_published], s->key, t, salt);
         if (e->swa_blocks && s->swa[s->n_published] >= 0)
-            sp_blocks_publish(e->swa_blocks, s->swa[s->n_published], s->key, t);
+            sp_blocks_publish_salted(e->swa_blocks, s->swa[s->n_published], s->key, t, salt);
         s->n_published++;
     }
 }
@@ -157,7 +161,8 @@ static int match_sliding(sp_engine *e, seq *s, const uint64_t *keys, int k) {
     while (k > 0) {
         int lo = swa_first(e, k * bs), j = lo;
         for (; j < k; j++) {
-            int32_t id = sp_blocks_lookup(e->swa_blocks, keys[j], s->tokens + (size_t)j * bs);
+            int32_t id = sp_blocks_lookup_salted(e->swa_blocks, keys[j], s->tokens + (size_t)j * bs,
+                                                 seq_images_block_salt(&s->im, j, bs));
             if (id < 0) break;
             s->swa[j] = id;
         }
@@ -186,8 +191,9 @@ static void match_prefix(sp_engine *e, seq *s) {
     if (!keys) max_blocks = 0; /* no reuse beats failing the request */
     for (int i = 0; i < max_blocks; i++) {
         const int32_t *t = s->tokens + (size_t)i * bs;
-        keys[i] = sp_blocks_key(key, t, bs);
-        int32_t id = sp_blocks_lookup(e->blocks, keys[i], t);
+        uint64_t salt = seq_images_block_salt(&s->im, i, bs);
+        keys[i] = sp_blocks_key_salted(key, t, bs, salt);
+        int32_t id = sp_blocks_lookup_salted(e->blocks, keys[i], t, salt);
         if (id < 0) break;
         s->table[s->n_table++] = id;
         key = keys[i];
@@ -247,7 +253,8 @@ static seq *seq_admit(sp_engine *e, sp_request *r, int *oom) {
         s->detok = sp_detok_new(e->tok, !r->keep_special);
         if (r->constraint) s->cons = cons_new(e, r);
     }
-    if (!s || !s->tokens || !s->table || !s->swa || !s->detok || (r->constraint && !s->cons)) {
+    if (!s || !s->tokens || !s->table || !s->swa || !s->detok || (r->constraint && !s->cons) ||
+        seq_images_init(&s->im, r->images, r->image_pos, r->n_images) != 0) {
         seq_free(s);
         *oom = 1;
         return NULL;
@@ -267,6 +274,7 @@ static seq *seq_admit(sp_engine *e, sp_request *r, int *oom) {
         e->swa_committed += charge;
     }
     match_prefix(e, s);
+    seq_images_retire(&s->im, s->n_computed); /* images served by the cache are not encoded */
     if (reserve_blocks(e, s, need) != 0) {
         release_blocks(e, s);
         seq_free(s);
@@ -539,6 +547,9 @@ static int plan_step(sp_engine *e, int *n_logits) {
         int take = pending;
         if (pending > 1 || s->n_computed < s->n_prompt) {
             if (take > budget) take = budget;
+            if (take > 0 && sp_model_media_bidir(e->model)) /* an image's tokens see each other */
+                take =
+                    seq_images_align(&s->im, s->n_computed, s->n_computed + take) - s->n_computed;
             budget -= take;
         }
         if (take <= 0) continue;
@@ -558,7 +569,9 @@ static int plan_step(sp_engine *e, int *n_logits) {
                                       .n_blocks = s->n_table,
                                       .want = want,
                                       .swa_table = s->swa,
-                                      .n_swa_blocks = s->n_swa};
+                                      .n_swa_blocks = s->n_swa,
+                                      .spans = s->im.spans,
+                                      .n_spans = s->im.n_spans};
         e->batch[n++] = s;
         if (want == SP_LOGITS_LAST) (*n_logits)++;
     }
@@ -648,11 +661,67 @@ static void sample_batch(sp_engine *e, int n) {
     }
 }
 
+/* Drops plan entries whose sequence failed before the forward. */
+static int compact_plan(sp_engine *e, int n, const unsigned char *gone) {
+    ENGINE_OWNED(e);
+    int k = 0;
+    for (int b = 0; b < n; b++) {
+        if (gone[b]) continue;
+        e->inputs[k] = e->inputs[b];
+        e->batch[k++] = e->batch[b];
+    }
+    return k;
+}
+
+/* Runs the vision tower on the images this step's chunks reach, one batch
+ * for all sequences (then one by one if that fails, so a bad image fails
+ * only its own request). Returns the number of plan entries left. */
+static int encode_images(sp_engine *e, int n) {
+    ENGINE_OWNED(e);
+    if (!e->vision) return n;
+    seq_images **list = malloc((size_t)n * sizeof *list);
+    int *from = malloc((size_t)n * sizeof *from), *to = malloc((size_t)n * sizeof *to), k = 0;
+    unsigned char *gone = calloc((size_t)n, 1);
+    if (!list || !from || !to || !gone) {
+        free(list), free(from), free(to), free(gone);
+        return n; /* the forward then refuses the spans without features */
+    }
+    for (int b = 0; b < n; b++) {
+        seq *s = e->batch[b];
+        from[k] = e->inputs[b].pos0, to[k] = from[k] + e->inputs[b].n_tokens;
+        if (seq_images_pending(&s->im, from[k], to[k])) list[k++] = &s->im;
+    }
+    sp_error err = {0};
+    if (k && seq_images_encode(e->vision, list, from, to, k, &err) != SP_OK) {
+        SP_ERROR("vision tower on %d sequences failed: %s%s", k, err.msg,
+                 k > 1 ? " (retrying them one by one)" : "");
+        for (int b = 0; b < n; b++) {
+            seq *s = e->batch[b];
+            int f = e->inputs[b].pos0, t = f + e->inputs[b].n_tokens;
+            seq_images *one = &s->im;
+            if (!seq_images_pending(one, f, t)) continue;
+            if (k == 1 || seq_images_encode(e->vision, &one, &f, &t, 1, &err) != SP_OK) {
+                gone[b] = 1;
+                seq_fail(e, s, err.msg);
+            }
+        }
+    }
+    for (int b = 0; b < n; b++) { /* the spans may have grown */
+        if (gone[b]) continue;    /* its sequence is freed */
+        e->inputs[b].spans = e->batch[b]->im.spans;
+        e->inputs[b].n_spans = e->batch[b]->im.n_spans;
+    }
+    n = compact_plan(e, n, gone);
+    free(list), free(from), free(to), free(gone);
+    return n;
+}
+
 /* One engine step; returns the number of sequences that ran a forward. */
 static int step(sp_engine *e) {
     ENGINE_OWNED(e);
     int n_logits;
     int n = plan_step(e, &n_logits);
+    if (n > 0) n = encode_images(e, n);
     if (n == 0) return 0;
     if (e->swa_blocks && sp_blocks_used(e->swa_blocks) > e->swa_peak)
         e->swa_peak = sp_blocks_used(e->swa_blocks);
@@ -671,6 +740,7 @@ static int step(sp_engine *e) {
         s->n_computed += e->inputs[b].n_tokens;
         publish_blocks(e, s);
         swa_trim(e, s);
+        seq_images_retire(&s->im, s->n_computed);
     }
     sample_batch(e, n);
     pthread_mutex_lock(&e->stats_mu);

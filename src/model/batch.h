@@ -14,6 +14,18 @@
  * blocks wholly before pos0 + 1 - window (never read again) may be -1. */
 typedef enum sp_logits_want { SP_LOGITS_NONE = 0, SP_LOGITS_LAST, SP_LOGITS_ALL } sp_logits_want;
 
+/* The soft tokens of one image in a sequence: positions [pos, pos + n).
+ * Their input embeddings are the rows of embd (the vision projector's
+ * output, not scaled like text embeddings), and in layers with media_bidir
+ * they attend to each other in both directions, as transformers' token-type
+ * mask makes them. A span may begin before pos0 (those rows are in the
+ * cache already); in a model with media_bidir layers it must not end after
+ * pos0 + n_tokens (its later keys would not exist yet). */
+typedef struct sp_media_span {
+    int pos, n;
+    const float *embd; /* [n][hidden] */
+} sp_media_span;
+
 typedef struct sp_seq_input {
     const int32_t *tokens;
     int n_tokens;
@@ -23,6 +35,8 @@ typedef struct sp_seq_input {
     sp_logits_want want;
     const int32_t *swa_table; /* grouped caches only */
     int n_swa_blocks;
+    const sp_media_span *spans; /* image soft tokens, by position (may be NULL) */
+    int n_spans;
 } sp_seq_input;
 
 #endif

@@ -47,6 +47,8 @@ typedef struct sp_layer_desc {
     int k_eq_v;         /* no v_proj: values are the raw key projection */
     int kv_source;      /* layer whose K/V this layer reads (itself unless KV-shared) */
     int has_v_norm;     /* weightless RMSNorm on values (Gemma 4) */
+    int media_bidir;    /* tokens of one media span (sp_media_span) also see the span's later
+                           tokens: Gemma 3 every layer, Gemma 4 "vision" its sliding layers */
 
     /* weights (views into the loaded files; NULL data = absent) */
     sp_tensor attn_norm, post_attn_norm, pre_ffn_norm, post_ffn_norm;

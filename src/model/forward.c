@@ -31,9 +31,10 @@ static void scratch_free(sp_scratch *s) {
     free(s->tok_seq);
     free(s->tok_pos);
     free(s->tok_len);
+    free(s->tok_span_end);
     free(s->sel_expert);
     free(s->exp_rows);
-    s->tok_seq = s->tok_pos = s->tok_len = s->sel_expert = s->exp_rows = NULL;
+    s->tok_seq = s->tok_pos = s->tok_len = s->tok_span_end = s->sel_expert = s->exp_rows = NULL;
     s->cap_tokens = 0;
 }
 
@@ -71,7 +72,7 @@ static sp_status scratch_reserve(sp_model *m, int n, int max_blocks, sp_error *e
         s->ple = fbuf(N * (LP ? LP : 1)), s->ple_tmp = fbuf(N * (LP ? LP : 1));
         s->rope_cos = fbuf(N * R), s->rope_sin = fbuf(N * R);
         s->tok_seq = malloc(N * sizeof(int)), s->tok_pos = malloc(N * sizeof(int));
-        s->tok_len = malloc(N * sizeof(int));
+        s->tok_len = malloc(N * sizeof(int)), s->tok_span_end = malloc(N * sizeof(int));
         s->sel_expert = malloc(N * K * sizeof(int)), s->sel_weight = fbuf(N * K);
         s->exp_rows = malloc(N * K * sizeof(int));
         /* expert buffers only for MoE models (1 float otherwise) */
@@ -81,8 +82,8 @@ static sp_status scratch_reserve(sp_model *m, int n, int max_blocks, sp_error *e
         if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->att || !s->gate ||
             !s->up || !s->ffn_out || !s->moe_out || !s->router || !s->ple || !s->ple_tmp ||
             !s->rope_cos || !s->rope_sin || !s->tok_seq || !s->tok_pos || !s->tok_len ||
-            !s->sel_expert || !s->sel_weight || !s->exp_rows || !s->exp_in || !s->exp_gate ||
-            !s->exp_up || !s->exp_out) {
+            !s->tok_span_end || !s->sel_expert || !s->sel_weight || !s->exp_rows || !s->exp_in ||
+            !s->exp_gate || !s->exp_up || !s->exp_out) {
             scratch_free(s);
             return sp_fail(err, SP_ENOMEM, "forward: no memory for a batch of %d tokens", n);
         }
@@ -116,6 +117,23 @@ static sp_status check_swa_table(const sp_kv *kv, const sp_seq_input *q, int si,
     return SP_OK;
 }
 
+/* Media spans must carry their rows, and in a model whose image tokens
+ * attend both ways, a chunk must hold the end of every span it reaches into. */
+static sp_status check_spans(const sp_model *m, const sp_seq_input *q, int si, sp_error *err) {
+    for (int i = 0; i < q->n_spans; i++) {
+        const sp_media_span *sp = &q->spans[i];
+        int end = sp->pos + sp->n, chunk_end = q->pos0 + q->n_tokens;
+        if (sp->n <= 0 || sp->pos < 0 || !sp->embd)
+            return sp_fail(err, SP_EINVAL, "forward: sequence %d: media span %d is empty", si, i);
+        if (m->media_bidir && end > chunk_end && sp->pos < chunk_end && end > q->pos0)
+            return sp_fail(err, SP_EINVAL,
+                           "forward: sequence %d: image tokens %d..%d are cut at %d (their "
+                           "attention is bidirectional)",
+                           si, sp->pos, end - 1, chunk_end);
+    }
+    return SP_OK;
+}
+
 static sp_status check_batch(const sp_model *m, const sp_kv *kv, const batch *b, sp_error *err) {
     for (int si = 0; si < b->n_seqs; si++) {
         const sp_seq_input *q = &b->seqs[si];
@@ -130,6 +148,7 @@ static sp_status check_batch(const sp_model *m, const sp_kv *kv, const batch *b,
                 return sp_fail(err, SP_ERANGE, "forward: block id %d out of range",
                                q->block_table[j]);
         SP_TRY(check_swa_table(kv, q, si, need, err));
+        SP_TRY(check_spans(m, q, si, err));
         for (int j = 0; j < q->n_tokens; j++)
             if (q->tokens[j] < 0 || q->tokens[j] >= m->d.vocab)
                 return sp_fail(err, SP_ERANGE,
@@ -148,6 +167,13 @@ static int32_t embed_id(const sp_model_desc *d, int32_t id) {
     return id;
 }
 
+/* The media span holding position pos, or NULL. */
+static const sp_media_span *span_at(const sp_seq_input *q, int pos) {
+    for (int i = 0; i < q->n_spans; i++)
+        if (pos >= q->spans[i].pos && pos < q->spans[i].pos + q->spans[i].n) return &q->spans[i];
+    return NULL;
+}
+
 static void embed_tokens(sp_model *m, const batch *b) {
     const sp_model_desc *d = &m->d;
     sp_scratch *s = &m->s;
@@ -156,9 +182,16 @@ static void embed_tokens(sp_model *m, const batch *b) {
         const sp_seq_input *q = &b->seqs[si];
         for (int j = 0; j < q->n_tokens; j++, t++) {
             float *x = s->x + (size_t)t * d->hidden;
-            sp_tensor_row_f32(&d->tok_embd, embed_id(d, q->tokens[j]), x);
-            if (d->embed_scale != 1.0f)
-                for (int i = 0; i < d->hidden; i++) x[i] *= d->embed_scale;
+            const sp_media_span *sp = span_at(q, q->pos0 + j);
+            s->tok_span_end[t] = sp ? sp->pos + sp->n : 0;
+            if (sp) { /* image features replace the embedding, unscaled */
+                memcpy(x, sp->embd + (size_t)(q->pos0 + j - sp->pos) * d->hidden,
+                       (size_t)d->hidden * sizeof(float));
+            } else {
+                sp_tensor_row_f32(&d->tok_embd, embed_id(d, q->tokens[j]), x);
+                if (d->embed_scale != 1.0f)
+                    for (int i = 0; i < d->hidden; i++) x[i] *= d->embed_scale;
+            }
             s->tok_seq[t] = si;
             s->tok_pos[t] = q->pos0 + j;
             s->tok_len[t] = q->pos0 + q->n_tokens;
@@ -227,7 +260,9 @@ static void attn_worker(void *ctx, int ith, int nth) {
     for (int item = ith; item < j->n * nkv; item += nth) {
         int t = item / nkv, g = item % nkv;
         const sp_seq_input *q = &j->b->seqs[s->tok_seq[t]];
-        int pos = s->tok_pos[t], nb = pos / bs + 1;
+        int pos = s->tok_pos[t], end = pos + 1;
+        if (L->media_bidir && s->tok_span_end[t] > end) end = s->tok_span_end[t];
+        int nb = (end - 1) / bs + 1;
         int begin =
             L->sliding_window > 0 && pos + 1 > L->sliding_window ? pos + 1 - L->sliding_window : 0;
         /* blocks before the window are never read (and may be released) */
@@ -248,7 +283,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
             .n_kv_heads = 1,
             .head_dim = hd,
             .k_begin = begin,
-            .k_end = pos + 1,
+            .k_end = end,
             .scale = L->attn_scale,
             .softcap = m->d.attn_softcap,
         };

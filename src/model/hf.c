@@ -277,6 +277,21 @@ static const char *detect_prefix(const sp_safetensors *st) {
     return "model.";
 }
 
+/* Which layers let an image's soft tokens attend to each other both ways,
+ * as transformers 5.17 builds the prompt mask from the token types: Gemma 3
+ * every layer; Gemma 4 with use_bidirectional_attention "vision" only its
+ * sliding layers (window AND (causal OR same image); spec/vision.md 5.2,
+ * checked against the fixtures' logits). Only checkpoints with a vision
+ * tower carry images. */
+static void media_bidir(sp_model_desc *d, const json_t *root, const json_t *cfg) {
+    if (root == cfg || !json_is_object(json_object_get(root, "vision_config"))) return;
+    int gemma3 = !strncmp(d->arch, "gemma3", 6);
+    const char *mode = json_string_value(json_object_get(cfg, "use_bidirectional_attention"));
+    int gemma4_vision = !strncmp(d->arch, "gemma4", 6) && mode && !strcmp(mode, "vision");
+    for (int i = 0; i < d->n_layers; i++)
+        d->layers[i].media_bidir = gemma3 || (gemma4_vision && d->layers[i].sliding_window > 0);
+}
+
 /* Multimodal wrappers: which placeholder ids the text model embeds as pad. */
 static sp_status media_ids(sp_model_desc *d, const json_t *root, const json_t *cfg, const char *ctx,
                            sp_error *err) {
@@ -341,6 +356,7 @@ sp_status sp_hf_load(sp_model_desc *d, sp_weights *w, sp_safetensors **st, const
     if (s == SP_OK) s = media_ids(d, root, cfg, ctx, err);
     const char *prefix = root != cfg ? "model.language_model." : "model.";
     w->dummy_dtype = dummy_dtype(root, cfg);
+    if (s == SP_OK) media_bidir(d, root, cfg);
     json_decref(root);
     SP_TRY(s);
     w->file = dir;

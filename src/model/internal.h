@@ -13,6 +13,7 @@ typedef struct sp_scratch {
     float *router, *ple, *ple_tmp;
     float *rope_cos, *rope_sin; /* [tokens][n_ropes][max_pairs] */
     int *tok_seq, *tok_pos, *tok_len;
+    int *tok_span_end; /* end of the media span holding the token, 0 if none */
     /* MoE grouping */
     int *sel_expert;   /* [tokens][k] */
     float *sel_weight; /* [tokens][k] */
@@ -35,6 +36,7 @@ struct sp_model {
     int kv_elem;         /* bytes of one cached K or V value on the model's device */
     char device_name[160];
     char device_why[320]; /* --device auto: why this device (logged after the load) */
+    int media_bidir;      /* some layer has media_bidir */
 };
 
 struct sp_kv {

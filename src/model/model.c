@@ -38,6 +38,7 @@ static void measure(sp_model *m) {
         if (kv > m->max_kv) m->max_kv = kv;
         if (L->ffn_dim > m->max_ffn) m->max_ffn = L->ffn_dim;
         if (L->expert_ffn_dim > m->max_ffn) m->max_ffn = L->expert_ffn_dim;
+        m->media_bidir |= L->media_bidir;
     }
     for (int r = 0; r < d->n_ropes; r++)
         if (d->ropes[r].n_pairs > m->max_pairs) m->max_pairs = d->ropes[r].n_pairs;
@@ -152,8 +153,8 @@ sp_status sp_model_load(sp_model **out, const char *path, const sp_model_opts *o
     if (s == SP_OK) measure(m);
     if (s == SP_OK && m->opts.device == SP_DEVICE_CUDA) s = load_device(m, err);
     if (s == SP_OK) {
-        /* the GPU runs its forward alone: one pool thread (the caller) */
-        int nt = m->gpu ? 1 : m->opts.n_threads > 0 ? m->opts.n_threads : default_threads();
+        /* on a GPU the pool runs the vision towers (src/vision) */
+        int nt = m->opts.n_threads > 0 ? m->opts.n_threads : default_threads();
         m->pool = sp_pool_create(nt);
         if (!m->pool) s = sp_fail(err, SP_ENOMEM, "cannot start %d compute threads", nt);
     }
@@ -181,6 +182,9 @@ void sp_model_free(sp_model *m) {
 
 const sp_model_desc *sp_model_get_desc(const sp_model *m) {
     return &m->d;
+}
+int sp_model_media_bidir(const sp_model *m) {
+    return m->media_bidir;
 }
 uint64_t sp_model_weight_bytes(const sp_model *m) {
     return m->w.bytes;

@@ -39,6 +39,9 @@ void sp_model_opts_default(sp_model_opts *o);
 sp_status sp_model_load(sp_model **out, const char *path, const sp_model_opts *opts, sp_error *err);
 void sp_model_free(sp_model *m);
 const sp_model_desc *sp_model_get_desc(const sp_model *m);
+/* 1 when image soft tokens attend to each other both ways in some layer:
+ * a prefill chunk must then never end inside an image's tokens. */
+int sp_model_media_bidir(const sp_model *m);
 /* Bytes of weights read per decoded token (for benchmarks). */
 uint64_t sp_model_weight_bytes(const sp_model *m);
 /* The compute pool the model runs on (owned by the model). */

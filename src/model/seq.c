@@ -20,6 +20,12 @@ sp_status sp_seq_init(sp_seq *s, const sp_model *m, int max_tokens, sp_error *er
 
 sp_status sp_seq_feed(sp_seq *s, sp_model *m, const int32_t *tokens, int n, sp_logits_want want,
                       float *logits, sp_error *err) {
+    return sp_seq_feed_media(s, m, tokens, n, NULL, 0, want, logits, err);
+}
+
+sp_status sp_seq_feed_media(sp_seq *s, sp_model *m, const int32_t *tokens, int n,
+                            const sp_media_span *spans, int n_spans, sp_logits_want want,
+                            float *logits, sp_error *err) {
     if (s->len + n > s->capacity)
         return sp_fail(err, SP_ERANGE, "sequence of %d tokens exceeds the context of %d",
                        s->len + n, s->capacity);
@@ -28,7 +34,9 @@ sp_status sp_seq_feed(sp_seq *s, sp_model *m, const int32_t *tokens, int n, sp_l
                        .pos0 = s->len,
                        .block_table = s->table,
                        .n_blocks = s->n_blocks,
-                       .want = want};
+                       .want = want,
+                       .spans = spans,
+                       .n_spans = n_spans};
     SP_TRY(sp_model_forward(m, s->kv, &in, 1, logits, err));
     s->len += n;
     return SP_OK;

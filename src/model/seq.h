@@ -18,6 +18,10 @@ sp_status sp_seq_init(sp_seq *s, const sp_model *m, int max_tokens, sp_error *er
 /* Appends n tokens; logits receives 1 (LAST) or n (ALL) rows of vocab. */
 sp_status sp_seq_feed(sp_seq *s, sp_model *m, const int32_t *tokens, int n, sp_logits_want want,
                       float *logits, sp_error *err);
+/* The same, with the image soft tokens among them (positions absolute). */
+sp_status sp_seq_feed_media(sp_seq *s, sp_model *m, const int32_t *tokens, int n,
+                            const sp_media_span *spans, int n_spans, sp_logits_want want,
+                            float *logits, sp_error *err);
 void sp_seq_free(sp_seq *s);
 
 /* Index of the largest value (lowest index on ties). */

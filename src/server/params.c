@@ -260,9 +260,41 @@ static int parse_prompt(const json_t *body, const sp_engine_info *info, gen_req 
     return 0;
 }
 
-/* content: a string, an array of text parts, or null. Returns a new string
- * (or NULL with *err). */
-static json_t *message_content(const json_t *c, size_t i, api_error *err) {
+/* A content array with image parts keeps its parts (the chat template
+ * places images between texts): text parts as they are, image parts as
+ * {"type": "image"} (what templates test for) after their pixels are
+ * loaded into im. */
+static json_t *content_with_images(const json_t *c, const char *path, const sp_engine_info *info,
+                                   const sp_media_opts *mo, req_images *im, api_error *err) {
+    json_t *out = json_array();
+    for (size_t k = 0; k < json_array_size(c); k++) {
+        json_t *part = json_array_get(c, k);
+        char pp[96];
+        snprintf(pp, sizeof pp, "%s[%zu]", path, k);
+        if (is_image_part(part)) {
+            if (!im) {
+                api_fail(err, 400, pp, "%s: images are not accepted here", pp);
+            } else if (image_part_load(part, pp, info, mo, im, err) == 0) {
+                json_array_append_new(out, json_pack("{s:s}", "type", "image"));
+                continue;
+            }
+        } else if (json_is_string(json_object_get(part, "text"))) {
+            json_array_append_new(out, json_pack("{s:s, s:O}", "type", "text", "text",
+                                                 json_object_get(part, "text")));
+            continue;
+        } else {
+            api_fail(err, 400, pp, "%s must be a text part or an image_url part", pp);
+        }
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* content: a string, an array of text (and image) parts, or null. Returns
+ * a new string, or the parts when there are images (or NULL with *err). */
+static json_t *message_content(const json_t *c, size_t i, const sp_engine_info *info,
+                               const sp_media_opts *mo, req_images *im, api_error *err) {
     char path[64];
     snprintf(path, sizeof path, "messages[%zu].content", i);
     if (!c || json_is_null(c)) return json_string("");
@@ -271,6 +303,9 @@ static json_t *message_content(const json_t *c, size_t i, api_error *err) {
         api_fail(err, 400, path, "%s must be a string or an array of text parts", path);
         return NULL;
     }
+    for (size_t k = 0; k < json_array_size(c); k++)
+        if (is_image_part(json_array_get(c, k)))
+            return content_with_images(c, path, info, mo, im, err);
     size_t cap = 64, len = 0;
     char *buf = malloc(cap);
     buf[0] = 0;
@@ -299,8 +334,9 @@ static json_t *message_content(const json_t *c, size_t i, api_error *err) {
     return s;
 }
 
-/* Copies messages with content normalised to strings. */
-static json_t *normalize_messages(const json_t *msgs, api_error *err) {
+/* Copies messages with content normalised to strings (or parts, with images). */
+static json_t *normalize_messages(const json_t *msgs, const sp_engine_info *info,
+                                  const sp_media_opts *mo, req_images *im, api_error *err) {
     if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
         api_fail(err, 400, "messages",
                  msgs ? "messages must be a non-empty array" : "messages is required");
@@ -321,7 +357,7 @@ static json_t *normalize_messages(const json_t *msgs, api_error *err) {
             api_fail(err, 400, path, "%s must be a string", path);
             goto fail;
         }
-        json_t *content = message_content(json_object_get(m, "content"), i, err);
+        json_t *content = message_content(json_object_get(m, "content"), i, info, mo, im, err);
         if (!content) goto fail;
         json_t *copy = json_copy(m);
         json_object_set_new(copy, "content", content);
@@ -343,12 +379,12 @@ static void dedupe_bos(const sp_engine_info *info, int32_t *ids, size_t *n) {
     }
 }
 
-int render_chat(const json_t *body, const sp_engine_info *info, int32_t **ids, size_t *n,
-                api_error *err) {
+int render_chat(const json_t *body, const sp_engine_info *info, const sp_media_opts *mo,
+                req_images *im, int32_t **ids, size_t *n, api_error *err) {
     json_t *tools = NULL;
     int tool_choice;
     if (chat_tools_check(body, &tools, &tool_choice, err)) return -1;
-    json_t *msgs = normalize_messages(json_object_get(body, "messages"), err);
+    json_t *msgs = normalize_messages(json_object_get(body, "messages"), info, mo, im, err);
     if (!msgs) {
         json_decref(tools);
         return -1;
@@ -369,6 +405,13 @@ int render_chat(const json_t *body, const sp_engine_info *info, int32_t **ids, s
         api_fail(err, 400, "messages", "chat template: %s", e.msg);
         return -1;
     }
+    if (im && im->n > 0) {
+        int rc = images_tokenize(text, info, im, ids, n, err);
+        free(text);
+        if (rc) return -1;
+        dedupe_bos(info, *ids, n);
+        return images_locate(*ids, *n, info, im, err);
+    }
     st = sp_tokenizer_encode(info->tokenizer, text, strlen(text), 1, 1, ids, n, &e);
     free(text);
     if (st != SP_OK) {
@@ -379,8 +422,8 @@ int render_chat(const json_t *body, const sp_engine_info *info, int32_t **ids, s
     return 0;
 }
 
-int parse_gen_request(const json_t *body, int chat, const sp_engine_info *info, gen_req *g,
-                      api_error *err) {
+int parse_gen_request(const json_t *body, int chat, const sp_engine_info *info,
+                      const sp_media_opts *mo, gen_req *g, api_error *err) {
     memset(g, 0, sizeof *g);
     g->chat = chat;
     if (!json_is_object(body)) {
@@ -399,7 +442,7 @@ int parse_gen_request(const json_t *body, int chat, const sp_engine_info *info, 
         json_t *tools = NULL;
         if (chat_tools_check(body, &tools, &g->tool_choice, err)) return -1;
         json_decref(tools);
-        if (render_chat(body, info, &g->prompt, &g->n_prompt, err)) return -1;
+        if (render_chat(body, info, mo, &g->images, &g->prompt, &g->n_prompt, err)) return -1;
     } else if (parse_prompt(body, info, g, err)) {
         return -1;
     }
@@ -409,10 +452,13 @@ int parse_gen_request(const json_t *body, int chat, const sp_engine_info *info, 
     }
     g->params.prompt = g->prompt;
     g->params.n_prompt = (int)g->n_prompt;
+    g->params.images = g->images.items;
+    g->params.n_images = g->images.n;
     return 0;
 }
 
 void gen_req_free(gen_req *g) {
+    req_images_free(&g->images);
     free(g->prompt);
     free(g->forced);
     free(g->constraint);

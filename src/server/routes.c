@@ -91,6 +91,7 @@ static void submit_error(const sp_error *e, int chat, api_error *err) {
         err->code = "context_length_exceeded";
         break;
     case SP_EINVAL:
+    case SP_EUNSUPPORTED:
         api_fail(err, 400, NULL, "%s", e->msg);
         break;
     default:
@@ -341,7 +342,7 @@ void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply 
     const sp_engine_info *info = sp_engine_get_info(s->engine);
     api_error err = {0};
     gen_req g;
-    if (parse_gen_request(body, chat, info, &g, &err) ||
+    if (parse_gen_request(body, chat, info, &s->opts.media, &g, &err) ||
         chat_output_setup(s, body, info, &g, &err)) {
         gen_req_free(&g);
         reply_error(r, &err);
@@ -412,7 +413,9 @@ void route_tokenize(sp_server *s, const json_t *body, reply *r) {
     if (!json_is_object(body)) {
         api_fail(&err, 400, NULL, "the request body must be a JSON object");
     } else if (json_object_get(body, "messages")) {
-        render_chat(body, info, &ids, &n, &err);
+        req_images im = {0}; /* images count: /tokenize shows the expanded prompt */
+        render_chat(body, info, &s->opts.media, &im, &ids, &n, &err);
+        req_images_free(&im);
     } else {
         json_t *c = json_object_get(body, "content");
         const char *key = "content";

@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "base/utf8.h"
+#include "media/image.h"
 #include "server/server_impl.h"
 
 typedef struct conn {
@@ -36,6 +37,11 @@ void sp_server_opts_default(sp_server_opts *o) {
     o->model_id = "model";
     o->read_timeout_s = 10;
     o->idle_timeout_s = 600;
+    o->media.remote = 1;
+    o->media.timeout_s = 10;
+    o->media.max_bytes = 20u << 20;
+    o->media.max_pixels = SP_IMAGE_MAX_PIXELS_DEFAULT;
+    o->media.max_images = 32;
 }
 
 static void add_cors(const sp_server *s, struct MHD_Response *resp) {
@@ -435,6 +441,10 @@ sp_status sp_server_start(sp_server **out, const sp_server_opts *opts, sp_engine
     if (s->opts.max_body == 0) s->opts.max_body = 8u << 20;
     if (s->opts.read_timeout_s <= 0) s->opts.read_timeout_s = 10;
     if (s->opts.idle_timeout_s <= 0) s->opts.idle_timeout_s = 600;
+    if (opts->media.local_dir)
+        s->opts.media.local_dir = s->media_dir = strdup(opts->media.local_dir);
+    if (s->opts.media.max_images <= 0) s->opts.media.max_images = 32;
+    image_fetch_init(); /* before any handler thread can fetch */
     s->guard = conn_guard_start(s->opts.read_timeout_s);
     if (!s->guard) {
         sp_server_stop(s);
@@ -495,5 +505,6 @@ void sp_server_stop(sp_server *s) {
     free(s->api_key);
     free(s->cors_origin);
     free(s->model_id);
+    free(s->media_dir);
     free(s);
 }

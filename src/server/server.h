@@ -12,6 +12,17 @@
 
 typedef struct sp_server sp_server;
 
+/* Image inputs (docs/api.md "Images"): where image URLs may come from and
+ * how big they may be. */
+typedef struct sp_media_opts {
+    int remote;            /* fetch http(s):// URLs (0: --no-remote-images, refused with 400) */
+    int timeout_s;         /* --image-url-timeout: whole fetch, redirects included */
+    size_t max_bytes;      /* --max-image-bytes: encoded size of one image, any source */
+    long long max_pixels;  /* --max-image-pixels: decoded width x height */
+    int max_images;        /* images in one request */
+    const char *local_dir; /* --allowed-local-media-path: file:// URLs under it; NULL: refused */
+} sp_media_opts;
+
 typedef struct sp_server_opts {
     const char *host;        /* default 127.0.0.1 */
     int port;                /* default 8000; 0 picks a free port */
@@ -24,6 +35,7 @@ typedef struct sp_server_opts {
     int read_timeout_s;      /* headers + body must arrive within this (default 10) */
     int idle_timeout_s;      /* a connection silent this long is closed (default 600) */
     int no_webui;            /* --no-webui: no chat page at / */
+    sp_media_opts media;
 } sp_server_opts;
 
 void sp_server_opts_default(sp_server_opts *o);

@@ -31,7 +31,7 @@ uint64_t conn_guard_closed(conn_guard *g);
 struct sp_server {
     sp_server_opts opts;
     conn_guard *guard;
-    char *host, *api_key, *cors_origin, *model_id;
+    char *host, *api_key, *cors_origin, *model_id, *media_dir;
     sp_engine *engine;
     struct MHD_Daemon *daemon;
     int port;
@@ -77,6 +77,32 @@ void reply_json(reply *r, int status, json_t *body); /* steals body */
 void reply_text(reply *r, int status, const char *content_type, const char *text);
 void reply_error(reply *r, const api_error *e);
 
+/* The images of a chat request (images.c): preprocessed pixels, and once
+ * the prompt is tokenized, where each one's soft tokens sit. */
+typedef struct req_images {
+    int n, cap;
+    sp_pixels *px;           /* owned */
+    sp_request_image *items; /* [n], for sp_request_params.images */
+} req_images;
+
+void req_images_free(req_images *im);
+/* 1 for {"type": "image_url"} and {"type": "image"} content parts. */
+int is_image_part(const json_t *part);
+/* Fetches, decodes and preprocesses one image part (path: its JSON path);
+ * 0, or -1 with a 400 naming the part. */
+int image_part_load(const json_t *part, const char *path, const sp_engine_info *info,
+                    const sp_media_opts *mo, req_images *im, api_error *err);
+/* Expands the template's image placeholders in text and tokenizes. */
+int images_tokenize(const char *text, const sp_engine_info *info, req_images *im, int32_t **ids,
+                    size_t *n, api_error *err);
+/* Finds each image's run of soft tokens in the final ids (fills items). */
+int images_locate(const int32_t *ids, size_t n, const sp_engine_info *info, req_images *im,
+                  api_error *err);
+/* The bytes behind an image URL (image_fetch.c); 0 or -1 with a 400. */
+int image_fetch(const char *url, const sp_media_opts *mo, uint8_t **data, size_t *n,
+                const char *path, api_error *err);
+void image_fetch_init(void);
+
 /* A validated generation request (chat or completion). */
 #define SP_MAX_CHOICES 16
 
@@ -100,19 +126,20 @@ typedef struct gen_req {
     sp_tool_constraint *constraint;
     int32_t *forced; /* test hook: the output is these ids (owned) */
     size_t n_forced;
+    req_images images; /* chat: the images of the messages */
 } gen_req;
 
 enum { TOOL_CHOICE_AUTO = 0, TOOL_CHOICE_NONE, TOOL_CHOICE_REQUIRED, TOOL_CHOICE_NAMED };
 
 /* Validates body and builds the prompt (chat: rendered with the template).
  * 0 on success; else fills *err (400, naming the JSON path). */
-int parse_gen_request(const json_t *body, int chat, const sp_engine_info *info, gen_req *out,
-                      api_error *err);
+int parse_gen_request(const json_t *body, int chat, const sp_engine_info *info,
+                      const sp_media_opts *mo, gen_req *out, api_error *err);
 void gen_req_free(gen_req *g);
 /* Renders messages with the chat template and tokenizes (shared by chat and
  * /tokenize). */
-int render_chat(const json_t *body, const sp_engine_info *info, int32_t **ids, size_t *n,
-                api_error *err);
+int render_chat(const json_t *body, const sp_engine_info *info, const sp_media_opts *mo,
+                req_images *im, int32_t **ids, size_t *n, api_error *err);
 
 /* Tools (tools.c): validates tools / tool_choice / parallel_tool_calls and
  * returns the tools the template sees (NULL: none), a new reference. */

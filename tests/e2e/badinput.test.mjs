@@ -157,7 +157,9 @@ test('wrong field types name the field', async () => {
   r = await chat({ messages: [{ role: 1, content: 'a' }] });
   assertErrorBody(r, 400, /messages\[0\]\.role/);
   r = await chat({ messages: [{ role: 'user', content: [{ type: 'image_url' }] }] });
-  assertErrorBody(r, 400, /text part/);
+  assertErrorBody(r, 400, /no vision tower/); // a text-only model (image input: vision.test.mjs)
+  r = await chat({ messages: [{ role: 'user', content: [{ type: 'audio', data: 'x' }] }] });
+  assertErrorBody(r, 400, /must be a text part/);
   await stillServes();
 });
 

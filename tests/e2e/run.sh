@@ -25,6 +25,9 @@ if [[ -z "$model" ]]; then
     node "$here/make_model.mjs" "$shared/fixtures/qwen3" "$model"
 fi
 
+# the vision tests build their own model directories from these
+export SPINDLE_SHARED="$shared" SPINDLE_BUILD="$build"
+
 files=("$@")
 if [[ ${#files[@]} -eq 0 ]]; then
     files=("$here"/*.test.mjs)

@@ -15,13 +15,14 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 CFLAGS  := -std=c11 -g -O1 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE -pthread \
            -Isrc -DSP_SHARED_DIR=\"$(SHARED)\" -DSP_SOURCE_DIR=\"$(SRCDIR)\" \
            -DSP_BUILD_DIR=\"$(abspath $(OUT))\" $(SAN) -MMD -MP
-PKGS    := jansson libpcre2-8 libutf8proc libmicrohttpd libxxhash
+PKGS    := jansson libpcre2-8 libutf8proc libmicrohttpd libxxhash libpng libjpeg libwebp \
+           libwebpdemux libgif libcurl
 LIBS    := $(shell pkg-config --libs $(PKGS)) -lm -pthread
 
 AVX2    := -mavx2 -mfma -mf16c
 AVX512  := $(AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni
 
-LAYERS  := base compute formats tokenizer chat model engine server
+LAYERS  := base compute formats tokenizer chat model media vision engine server
 # One archive per layer, so a half-edited file in one layer only blocks the
 # targets that need that layer (run.sh builds with make -k).
 layer_objs = $(patsubst src/%.c,$(OUT)/obj/%.o,$(wildcard src/$(1)/*.c))
@@ -41,7 +42,8 @@ NEEDS_tokenize       := $(TOK)
 NEEDS_detok          := $(TOK)
 NEEDS_template       := chat $(TOK)
 NEEDS_toolcall       := chat $(TOK)
-NEEDS_request        := server engine model chat $(TOK)
+NEEDS_request        := server engine vision media model chat $(TOK)
+NEEDS_image          := media $(LOW)
 
 all: $(TARGETS)
 
@@ -66,7 +68,8 @@ $(OUT)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(OUT)/fuzz_cflags.s
 # tests/unit/test_fuzz_regressions.c linked against the same sanitized
 # archives: replays corpus + regressions under ASan/UBSan/LSan in seconds
 # (run.sh replay) without a full `make asan` build.
-ALL_ARCHIVES := $(foreach l,server engine model chat tokenizer formats compute base,$(OUT)/libsp_$(l).a)
+ALL_ARCHIVES := $(foreach l,server engine vision media model chat tokenizer formats compute base,\
+                $(OUT)/libsp_$(l).a)
 $(OUT)/replay: tests/unit/test_fuzz_regressions.c $(wildcard tests/fuzz/fuzz_*.c) tests/fuzz/fuzz_common.h $(ALL_ARCHIVES)
 	$(CC) $(CFLAGS) -Itests/unit $< $(ALL_ARCHIVES) $(LIBS) -o $@
 

@@ -78,7 +78,8 @@ static void fuzz_req_one(const json_t *body, int chat, const sp_engine_info *inf
     gen_req g;
     api_error err;
     memset(&err, 0, sizeof err);
-    if (parse_gen_request(body, chat, info, &g, &err)) {
+    sp_media_opts mo = {.max_bytes = 1 << 20, .max_images = 4, .timeout_s = 1}; /* no network */
+    if (parse_gen_request(body, chat, info, &mo, &g, &err)) {
         FUZZ_ASSERT(err.status >= 400 && err.status < 500, "refused with status %d", err.status);
         FUZZ_ASSERT(err.message[0], "refused without a message");
         FUZZ_ASSERT(memchr(err.param, 0, sizeof err.param), "param is not NUL-terminated");
