@@ -72,6 +72,8 @@ extern "C" void sp_cuda_kv_free(sp_cuda *g, sp_cuda_kv *kv) {
         if (kv->v && kv->v[i]) cudaFree(kv->v[i]);
     }
     g->kv_bytes -= kv->bytes;
+    for (int t = 0; t <= SP_CUDA_GRAPH_MAX; t++)
+        if (kv->graph[t]) cudaGraphExecDestroy(kv->graph[t]);
     cudaFree(kv->meta);
     cudaFreeHost(kv->meta_host);
     free(kv->k);
@@ -127,6 +129,7 @@ extern "C" sp_status sp_cuda_kv_create(sp_cuda_kv **out, sp_cuda *g, int n_full,
     kv->sliding = (unsigned char *)calloc((size_t)L, 1);
     sp_status s = kv->k && kv->v && kv->sliding ? kv_alloc(g, kv, sliding, err)
                                                 : sp_fail(err, SP_ENOMEM, "cuda: kv cache");
+    if (s == SP_OK && !getenv("SPINDLE_NO_CUDA_GRAPHS")) s = sp_cu_capture_decode(g, kv, err);
     if (s != SP_OK) {
         sp_cuda_kv_free(g, kv);
         return s;

@@ -256,23 +256,71 @@ static sp_status inputs(sp_cuda *g, const meta *m, const piece *ps, int np, sp_e
     return SP_OK;
 }
 
-/* Final norm and output head for the wanted rows, copied to logits. */
-static sp_status output_logits(sp_cuda *g, const meta *m, float *logits, sp_error *err) {
+/* Final norm and output head: logits rows r0 .. r0+n-1 of the wanted rows
+ * (gathered into xb and normed when r0 is 0) into s->logits. */
+static sp_status head_rows(sp_cuda *g, const meta *m, int r0, int n, sp_error *err) {
     const sp_model_desc *d = g->d;
     dscratch *s = &g->s;
-    int H = d->hidden, V = d->vocab;
+    int H = d->hidden;
+    if (r0 == 0) {
+        sp_cu_gather_rows(g->st, s->xb, s->x, m->rows, m->n_rows, H);
+        sp_cu_rmsnorm(g->st, s->xb, s->xb, g->out_norm, m->n_rows, H, H, d->norm_eps);
+    }
+    SP_TRY(sp_cu_matmul(g, s->logits, s->xb + (size_t)r0 * H, n, &g->output, NULL, err));
+    if (d->final_softcap > 0)
+        sp_cu_softcap(g->st, s->logits, (size_t)n * d->vocab, d->final_softcap);
+    return SP_OK;
+}
+
+/* Copies n rows of s->logits to host memory (waits for the stream). */
+static sp_status copy_logits(sp_cuda *g, float *logits, int n, sp_error *err) {
+    size_t bytes = (size_t)n * g->d->vocab * sizeof(float);
+    CU_TRY(cudaMemcpyAsync(g->logits_host, g->s.logits, bytes, cudaMemcpyDeviceToHost, g->st),
+           err);
+    CU_TRY(cudaStreamSynchronize(g->st), err);
+    memcpy(logits, g->logits_host, bytes);
+    return SP_OK;
+}
+
+/* Everything of a chunk after its metadata is on the device, up to the
+ * first logits_rows rows of logits (all of them when they fit). */
+static sp_status run_layers(sp_cuda *g, sp_cuda_kv *kv, const meta *m, const piece *ps, int np,
+                            sp_error *err) {
+    SP_TRY(inputs(g, m, ps, np, err));
+    for (int l = 0; l < g->d->n_layers; l++) SP_TRY(decoder_layer(g, kv, l, m, err));
     if (!m->n_rows) return SP_OK;
-    sp_cu_gather_rows(g->st, s->xb, s->x, m->rows, m->n_rows, H);
-    sp_cu_rmsnorm(g->st, s->xb, s->xb, g->out_norm, m->n_rows, H, H, d->norm_eps);
-    for (int r0 = 0; r0 < m->n_rows; r0 += s->logit_rows) {
-        int n = m->n_rows - r0 < s->logit_rows ? m->n_rows - r0 : s->logit_rows;
-        SP_TRY(sp_cu_matmul(g, s->logits, s->xb + (size_t)r0 * H, n, &g->output, NULL, err));
-        if (d->final_softcap > 0) sp_cu_softcap(g->st, s->logits, (size_t)n * V, d->final_softcap);
-        size_t bytes = (size_t)n * V * sizeof(float);
-        CU_TRY(cudaMemcpyAsync(g->logits_host, s->logits, bytes, cudaMemcpyDeviceToHost, g->st),
-               err);
-        CU_TRY(cudaStreamSynchronize(g->st), err);
-        memcpy(logits + (size_t)r0 * V, g->logits_host, bytes);
+    int n = m->n_rows < g->s.logit_rows ? m->n_rows : g->s.logit_rows;
+    return head_rows(g, m, 0, n, err);
+}
+
+/* A decode step of T <= SP_CUDA_GRAPH_MAX sequences, one new token and its
+ * logits each: the same launches every step (positions and tables are read
+ * from the metadata on the device), so they were captured once per T when
+ * the K/V blocks were made, and a step is one graph launch. */
+static int graph_step(const sp_cuda *g, const sp_cuda_kv *kv, const piece *ps, int np) {
+    if (np > SP_CUDA_GRAPH_MAX || !kv->graph[np]) return 0;
+    for (int i = 0; i < np; i++)
+        if (ps[i].n != 1 || ps[i].q->want != SP_LOGITS_LAST || ps[i].j0 != ps[i].q->n_tokens - 1 ||
+            ps[i].q->n_spans)
+            return 0;
+    return 1;
+}
+
+sp_status sp_cu_capture_decode(sp_cuda *g, sp_cuda_kv *kv, sp_error *err) {
+    int N = g->max_tokens;
+    int32_t *dv = kv->meta;
+    for (int T = 1; T <= SP_CUDA_GRAPH_MAX && T <= N && T <= g->s.logit_rows; T++) {
+        meta m = {dv,         dv + N,     dv + 2 * N, dv + 3 * N, dv + 4 * N,
+                  dv + 5 * N, dv + 6 * N, dv + META_PER_TOKEN * N, T, T};
+        cudaGraph_t graph;
+        CU_TRY(cudaStreamBeginCapture(g->st, cudaStreamCaptureModeThreadLocal), err);
+        sp_status s = run_layers(g, kv, &m, NULL, 0, err);
+        cudaError_t e = cudaStreamEndCapture(g->st, &graph);
+        SP_TRY(s);
+        CU_TRY(e, err);
+        e = cudaGraphInstantiate(&kv->graph[T], graph, 0);
+        cudaGraphDestroy(graph);
+        CU_TRY(e, err);
     }
     return SP_OK;
 }
@@ -281,9 +329,15 @@ static sp_status run_chunk(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np, 
                            int *rows_out, sp_error *err) {
     meta m;
     SP_TRY(upload_meta(g, kv, ps, np, &m, err));
-    SP_TRY(inputs(g, &m, ps, np, err));
-    for (int l = 0; l < g->d->n_layers; l++) SP_TRY(decoder_layer(g, kv, l, &m, err));
-    SP_TRY(output_logits(g, &m, logits, err));
+    if (graph_step(g, kv, ps, np))
+        CU_TRY(cudaGraphLaunch(kv->graph[np], g->st), err);
+    else
+        SP_TRY(run_layers(g, kv, &m, ps, np, err));
+    for (int r0 = 0; r0 < m.n_rows; r0 += g->s.logit_rows) {
+        int n = m.n_rows - r0 < g->s.logit_rows ? m.n_rows - r0 : g->s.logit_rows;
+        if (r0) SP_TRY(head_rows(g, &m, r0, n, err));
+        SP_TRY(copy_logits(g, logits + (size_t)r0 * g->d->vocab, n, err));
+    }
     /* the pinned metadata is reused by the next chunk: wait for this one */
     CU_TRY(cudaStreamSynchronize(g->st), err);
     CU_TRY(cudaGetLastError(), err);

@@ -100,15 +100,21 @@ struct sp_cuda {
     float *logits_host; /* pinned, [logit_rows][vocab] */
 };
 
+#define SP_CUDA_GRAPH_MAX 8 /* decode batches captured as CUDA graphs, 1..8 sequences */
+
 struct sp_cuda_kv {
     int n_layers, n_full, n_swa, block_size;
     void **k, **v;          /* per layer (NULL when it reads another layer's) */
     unsigned char *sliding; /* per layer: indexed by the swa table */
+    cudaGraphExec_t graph[SP_CUDA_GRAPH_MAX + 1]; /* decode steps of T sequences */
     int32_t *meta;          /* a step's token metadata and block tables (forward.cu) */
     int32_t *meta_host;     /* its pinned staging copy */
     int table_cap;          /* ints of block tables one step can upload */
     uint64_t bytes;         /* K and V on the device */
 };
+
+/* Captures the decode graphs of kv (forward.cu), when it is made. */
+sp_status sp_cu_capture_decode(sp_cuda *g, sp_cuda_kv *kv, sp_error *err);
 
 /* ---- kernels (launchers; every one runs on g->st) --------------------------- */
 
