@@ -176,7 +176,7 @@ void sp_cu_kv_write(sp_cuda *g, sp_cuda_kv *kv, int l, const float *k, const flo
 
 #define ATT_THREADS 128
 #define ATT_TILE    64
-#define ATT_MAX_HD  512
+#define ATT_MAX_HD  SP_CUDA_MAX_HEAD_DIM
 
 struct attn_args {
     const float *q;

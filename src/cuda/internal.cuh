@@ -100,6 +100,7 @@ struct sp_cuda {
     float *logits_host; /* pinned, [logit_rows][vocab] */
 };
 
+#define SP_CUDA_MAX_HEAD_DIM 512 /* attention.cu keeps a head in shared memory */
 #define SP_CUDA_GRAPH_MAX 8 /* decode batches captured as CUDA graphs, 1..8 sequences */
 
 struct sp_cuda_kv {

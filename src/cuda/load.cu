@@ -366,7 +366,13 @@ extern "C" sp_status sp_cuda_load(sp_cuda **out, const sp_model_desc *d, const s
     g->max_tokens = o->max_tokens > 0 ? o->max_tokens : 512;
     g->L = (dlayer *)calloc((size_t)d->n_layers, sizeof *g->L);
     measure(g);
-    sp_status s = g->L ? create_context(g, err) : sp_fail(err, SP_ENOMEM, "cuda: layers");
+    sp_status s = g->L ? SP_OK : sp_fail(err, SP_ENOMEM, "cuda: layers");
+    for (int i = 0; s == SP_OK && i < d->n_layers; i++)
+        if (d->layers[i].head_dim > SP_CUDA_MAX_HEAD_DIM)
+            s = sp_fail(err, SP_EUNSUPPORTED,
+                        "cuda: layer %d has head_dim %d; the attention kernels take at most %d",
+                        i, d->layers[i].head_dim, SP_CUDA_MAX_HEAD_DIM);
+    if (s == SP_OK) s = create_context(g, err);
     if (s == SP_OK) s = upload_weights(g, o, err);
     if (s == SP_OK) s = alloc_scratch(g, err);
     if (s != SP_OK) {
