@@ -5,7 +5,8 @@ set -euo pipefail
 # clang only recommends libclang-rt-14-dev (libFuzzer, the sanitizer
 # runtimes), and recommends are not installed: `make fuzz-ci` needs it.
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-      libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libxxhash-dev python3)
+      libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libxxhash-dev python3
+      xz-utils)
 # Node.js (e2e tests with the openai npm client) ships with the machine image;
 # install Debian's only where it is missing.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)

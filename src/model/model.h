@@ -74,6 +74,13 @@ typedef struct sp_seq_input {
     sp_logits_want want;
     const int32_t *swa_table; /* grouped caches only */
     int n_swa_blocks;
+    /* 1: every token attends to the whole input, later tokens too (in a
+     * sliding layer: |i - j| < window), as encoders do (model_desc
+     * .bidirectional). The input must be a whole sequence (pos0 0). */
+    int bidirectional;
+    /* non-NULL: receives the final-normed hidden state of each new token,
+     * n_tokens rows of hidden floats (what embedding pooling reads) */
+    float *hidden;
 } sp_seq_input;
 
 /* Runs all sequences' new tokens through the decoder as one batch and writes
