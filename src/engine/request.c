@@ -42,6 +42,12 @@ sp_request *sp_request_new(const sp_request_params *p, uint64_t id) {
     r->top_logprobs = p->top_logprobs;
     r->keep_special = p->keep_special;
     if (p->constraint && !(r->constraint = sp_tool_constraint_copy(p->constraint))) goto fail;
+    if (p->n_inputs > 0) {
+        r->input_len = malloc((size_t)p->n_inputs * sizeof *r->input_len);
+        if (!r->input_len) goto fail;
+        memcpy(r->input_len, p->input_len, (size_t)p->n_inputs * sizeof *r->input_len);
+        r->n_inputs = p->n_inputs;
+    }
     r->t_submit = sp_now_ms();
     return r;
 fail:
@@ -61,6 +67,7 @@ static void request_free(sp_request *r) {
     free(r->stop);
     free(r->bias);
     free(r->constraint);
+    free(r->input_len);
     free(r->prompt);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
@@ -136,6 +143,7 @@ int sp_request_next(sp_request *r, sp_event *ev, int timeout_ms) {
 
 void sp_event_clear(sp_event *ev) {
     free(ev->text);
+    free(ev->embedding);
     memset(ev, 0, sizeof *ev);
 }
 
