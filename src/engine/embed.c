@@ -307,6 +307,7 @@ int sp_embed_step(sp_engine *e) {
     settle(e, n);
     pthread_mutex_lock(&e->stats_mu);
     e->stats.prefill_tokens += (uint64_t)tokens;
+    e->stats.steps++; /* a batched forward of its own */
     pthread_mutex_unlock(&e->stats_mu);
     return n;
 }

@@ -24,7 +24,30 @@ static int bad(api_error *err, const char *param, const char *fmt, ...) {
     return -1;
 }
 
-/* Text of a string or of an array of text blocks (joined with "\n"). */
+/* An array of strings joined with "\n" (as chat completions joins text
+ * parts); steals parts. */
+static json_t *joined(json_t *parts, api_error *err) {
+    size_t i, len = 0;
+    json_t *b;
+    json_array_foreach(parts, i, b) len += json_string_length(b) + 1;
+    char *buf = malloc(len + 1), *o = buf;
+    if (!buf) {
+        json_decref(parts);
+        api_fail(err, 500, NULL, "out of memory");
+        return NULL;
+    }
+    json_array_foreach(parts, i, b) {
+        if (i) *o++ = '\n';
+        memcpy(o, json_string_value(b), json_string_length(b));
+        o += json_string_length(b);
+    }
+    json_t *s = json_stringn(buf, (size_t)(o - buf));
+    free(buf);
+    json_decref(parts);
+    return s;
+}
+
+/* Text of a string or of an array of text blocks. */
 static json_t *text_of(const json_t *v, const char *path, api_error *err) {
     if (json_is_string(v)) return json_incref((json_t *)v);
     if (!json_is_array(v)) {
@@ -47,23 +70,7 @@ static json_t *text_of(const json_t *v, const char *path, api_error *err) {
         }
         json_array_append(parts, t);
     }
-    size_t len = 0;
-    json_array_foreach(parts, i, b) len += json_string_length(b) + 1;
-    char *buf = malloc(len + 1), *o = buf;
-    if (!buf) {
-        json_decref(parts);
-        api_fail(err, 500, NULL, "out of memory");
-        return NULL;
-    }
-    json_array_foreach(parts, i, b) {
-        if (i) *o++ = '\n';
-        memcpy(o, json_string_value(b), json_string_length(b));
-        o += json_string_length(b);
-    }
-    json_t *s = json_stringn(buf, (size_t)(o - buf));
-    free(buf);
-    json_decref(parts);
-    return s;
+    return joined(parts, err);
 }
 
 /* One assistant message's blocks: text, thinking, tool_use. */
@@ -105,8 +112,7 @@ static int assistant_blocks(const json_t *content, const char *path, json_t *msg
                    "an assistant message holds text, thinking and tool_use blocks (got %s%s%s)",
                    type ? "\"" : "", type ? type : "no type", type ? "\"" : "");
     }
-    json_t *t = text_of(texts, path, err), *r = text_of(thinking, path, err);
-    json_decref(texts), json_decref(thinking);
+    json_t *t = joined(texts, err), *r = joined(thinking, err);
     if (!t || !r) return json_decref(t), json_decref(r), -1;
     json_object_set_new(msg, "content", t);
     if (json_string_length(r))
@@ -156,12 +162,10 @@ static int user_blocks(const json_t *content, const char *path, const json_t *na
                        type && !strcmp(type, "image") ? ": images are not supported" : "");
         }
     }
-    if (json_array_size(texts) || !json_array_size(out)) {
-        json_t *t = text_of(texts, path, err);
-        if (!t) return json_decref(texts), -1;
-        json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", t));
-    }
-    json_decref(texts);
+    if (!json_array_size(texts) && json_array_size(out)) return json_decref(texts), 0;
+    json_t *t = joined(texts, err);
+    if (!t) return -1;
+    json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", t));
     return 0;
 }
 
@@ -247,9 +251,11 @@ static int convert_tools(const json_t *body, json_t *chat, api_error *err) {
             snprintf(p, sizeof p, "tools[%zu].input_schema", i);
             return bad(err, p, "must be an object (a JSON Schema)");
         }
-        json_t *fn = json_pack("{s:O, s:O}", "name", name, "parameters", schema);
+        /* keys in the order OpenAI clients send them: templates print tools as JSON */
+        json_t *fn = json_pack("{s:O}", "name", name);
         json_t *desc = json_object_get(t, "description");
         if (json_is_string(desc)) json_object_set(fn, "description", desc);
+        json_object_set(fn, "parameters", schema);
         json_array_append_new(out, json_pack("{s:s, s:o}", "type", "function", "function", fn));
     }
     return 0;

@@ -55,6 +55,10 @@ static int text_ids(const sp_engine_info *info, const json_t *text, int32_t **id
 
 static int add_text(const sp_engine_info *info, const json_t *text, const char *path, embed_req *q,
                     api_error *err) {
+    if (!json_string_length(text)) { /* as OpenAI: an empty string is no input */
+        api_fail(err, 400, path, "%s is an empty string", path);
+        return -1;
+    }
     int32_t *ids = NULL;
     size_t n = 0;
     sp_error e = {0};

@@ -243,10 +243,11 @@ static int convert_tools(const json_t *body, json_t *chat, api_error *err) {
                        type ? type : "no type");
         if (!json_is_string(name) || !json_string_length(name))
             return bad(err, p, "needs a non-empty string name");
+        /* keys in the order OpenAI clients send them: templates print tools as JSON */
         json_t *fn = json_pack("{s:O}", "name", name);
-        if (params && !json_is_null(params)) json_object_set(fn, "parameters", params);
         json_t *desc = json_object_get(t, "description");
         if (json_is_string(desc)) json_object_set(fn, "description", desc);
+        if (params && !json_is_null(params)) json_object_set(fn, "parameters", params);
         json_array_append_new(out, json_pack("{s:s, s:o}", "type", "function", "function", fn));
     }
     return 0;
