@@ -7,7 +7,7 @@
 // base64, token-id inputs, a 64-input batch, and the refusals.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -202,4 +202,56 @@ test('a generative model: 400 without --embeddings; pooled hidden states with it
   } finally {
     await emb.stop();
   }
+});
+
+// A scratch copy of the qwen3 embedding model with one file changed.
+function variant(name, edit) {
+  const dir = path.join(buildDir, `e2e-emb-${name}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of fs.readdirSync(QWEN)) {
+    const src = path.join(QWEN, f);
+    if (fs.statSync(src).isDirectory()) fs.cpSync(src, path.join(dir, f), { recursive: true });
+    else fs.symlinkSync(src, path.join(dir, f));
+  }
+  edit(dir);
+  return dir;
+}
+
+function serveFails(dir, args = []) {
+  const r = spawnSync(process.env.SPINDLE_BIN, ['serve', '--model', dir, '--port', '0', '--threads', '1', ...args],
+    { encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 1, `exit ${r.status}: ${r.stderr}`);
+  return r.stderr;
+}
+
+test('embedding model directories that cannot be served fail to load, naming why', async () => {
+  // no modules.json: a bare Qwen3Model has no lm_head, so it cannot generate either
+  const bare = variant('bare', (d) => fs.rmSync(path.join(d, 'modules.json')));
+  assert.match(serveFails(bare), /no output head \(lm_head\).*--embeddings/);
+  const ok = await startServer(['--model', bare, '--embeddings', '--pooling', 'last', '--precision', 'f32']);
+  try {
+    // last-token pooling and L2 normalisation: the reference, for token-id input
+    // (the text path differs: without modules.json texts are not chat-rendered)
+    const ref = reference(QWEN);
+    const tok = await postRaw(ok.base, '/tokenize', JSON.stringify({
+      messages: [{ role: 'user', content: ref.texts[1] }], add_generation_prompt: false }));
+    const r = await ok.client().embeddings.create({ model: 'm', input: [tok.json.tokens], encoding_format: 'float' });
+    compare(r.data[0].embedding, ref.vecs[1], 'bare model with --embeddings --pooling last');
+  } finally {
+    await ok.stop();
+  }
+  const weird = variant('module', (d) => {
+    const mods = JSON.parse(fs.readFileSync(path.join(QWEN, 'modules.json'), 'utf8'));
+    mods.splice(1, 0, { idx: 9, name: '9', path: '9_X', type: 'sentence_transformers.models.LayerNorm' });
+    fs.rmSync(path.join(d, 'modules.json'));
+    fs.writeFileSync(path.join(d, 'modules.json'), JSON.stringify(mods));
+  });
+  assert.match(serveFails(weird), /modules\.json\[1\]: .*LayerNorm/);
+  const pool = variant('pooling', (d) => {
+    fs.rmSync(path.join(d, '1_Pooling'), { recursive: true });
+    fs.mkdirSync(path.join(d, '1_Pooling'));
+    fs.writeFileSync(path.join(d, '1_Pooling/config.json'), JSON.stringify({ pooling_mode: 'median' }));
+  });
+  assert.match(serveFails(pool), /1_Pooling\/config\.json\.pooling_mode: unsupported mode 'median'/);
 });
