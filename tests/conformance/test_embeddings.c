@@ -11,7 +11,10 @@
  * Both were saved by sentence-transformers 6 with a "message" modality, so
  * its encode() renders each text as one user message through the chat
  * template (reference.json's token_ids are the plain tokenization): the
- * inputs here are rendered the same way, as the server does. */
+ * inputs here are rendered the same way, as the server does.
+ *
+ * Registered for the GPU suite too (test_device.h): on --device cuda the
+ * same checks cover forward.cu's bidirectional attention and hidden rows. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include "fixture.h"
 #include "model/internal.h"
 #include "model/pooling.h"
+#include "test_device.h"
 #include "tokenizer/tokenizer.h"
 
 #define MAX_TEXTS 16
@@ -169,6 +173,7 @@ static void check_model(const char *name, const char *dir) {
     sp_model_opts o;
     sp_model_opts_default(&o);
     o.precision = SP_PREC_F32;
+    test_device_opts(&o);
     o.n_threads = 2;
     sp_model *m = NULL;
     sp_pooler *p = NULL;
@@ -206,10 +211,13 @@ static void check_model(const char *name, const char *dir) {
 }
 
 int main(void) {
+    test_device_or_skip("test_embeddings");
     char dir[1200], cmd[3000];
     snprintf(dir, sizeof dir, "%s/fixtures/embeddings/qwen3_lasttoken", SP_SHARED_DIR);
     check_model("qwen3_lasttoken", dir);
-    snprintf(dir, sizeof dir, "%s/fixtures/gemma3_bidir_mean_dense", SP_BUILD_DIR);
+    /* the CPU and GPU runs may go in parallel (ctest -j): one copy each */
+    snprintf(dir, sizeof dir, "%s/fixtures/gemma3_bidir_mean_dense%s", SP_BUILD_DIR,
+             test_on_cuda() ? "_cuda" : "");
     snprintf(cmd, sizeof cmd, "bash '%s/tests/fixtures/embeddings/assemble.sh' '%s' '%s'",
              SP_SOURCE_DIR, dir, getenv("SP_TOKENIZERS_DIR") ? getenv("SP_TOKENIZERS_DIR") : "");
     CHECKF(system(cmd) == 0, "%s failed", cmd);
