@@ -8,7 +8,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libmicrohttpd-dev libjansson-dev libpcre2-dev libutf8proc-dev libxxhash-dev python3
       libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev libcurl4-openssl-dev
-      chromium)
+      chromium xz-utils)
 # Node.js (e2e tests with the openai npm client) ships with the machine image;
 # install Debian's only where it is missing.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)

@@ -22,7 +22,8 @@ static void usage(FILE *f) {
            "  --host ADDR           bind address (default 127.0.0.1)\n"
            "  --port N              port (default 8000; 0 picks a free one)\n"
            "  --alias NAME          model id served by /v1/models (default: file/dir name)\n"
-           "  --api-key KEY         require 'Authorization: Bearer KEY' (/health stays open)\n"
+           "  --api-key KEY         require 'Authorization: Bearer KEY' or 'x-api-key: KEY'\n"
+           "                        (/health stays open)\n"
            "  --parallel N          max sequences decoded together (default 4)\n"
            "  --ctx-size N          max tokens per sequence (default: the model's, <= 8192)\n"
            "  --kv-memory BYTES     KV pool size, e.g. 512M (default: parallel x ctx-size)\n"
@@ -40,6 +41,9 @@ static void usage(FILE *f) {
            "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"
            "  --chat-template FILE  Jinja chat template overriding the model's\n"
            "  --tool-parser NAME    hermes|llama3|gemma4|json|none (default: from the template)\n"
+           "  --embeddings          also serve /v1/embeddings from a generative model\n"
+           "  --pooling MODE        last|mean|cls for --embeddings (default last; an\n"
+           "                        embedding model's modules.json sets its own)\n"
            "  --max-body BYTES      request body limit (default 8M)\n"
            "  --read-timeout S      a request must arrive within S seconds (default 10)\n"
            "  --idle-timeout S      close connections silent for S seconds (default 600)\n"
@@ -264,6 +268,16 @@ static int parse_args(int argc, char **argv, serve_args *a) {
                 a->srv.cors_origin = v;
                 i++;
             }
+        } else if (!strcmp(f, "--embeddings")) {
+            a->eng.embeddings = 1;
+        } else if (!strcmp(f, "--pooling")) {
+            NEED_VALUE();
+            int m = sp_pool_mode_from_name(v);
+            if (m != SP_POOL_MEAN && m != SP_POOL_LAST && m != SP_POOL_CLS) {
+                fprintf(stderr, "spindle serve: --pooling must be mean, last or cls\n");
+                return -1;
+            }
+            a->eng.pooling = (unsigned)m;
         } else if (!strcmp(f, "--log-level")) {
             NEED_VALUE();
             sp_log_set_level(!strcmp(v, "debug")   ? SP_LOG_DEBUG

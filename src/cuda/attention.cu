@@ -182,7 +182,7 @@ struct attn_args {
     const float *q;
     float *out;
     const void *k, *v;
-    const int32_t *pos, *span_end, *tables, *tab;
+    const int32_t *pos, *span_end, *bidir_len, *tables, *tab;
     int n_heads, group, hd, stride, window, bs;
     float scale, softcap;
 };
@@ -195,8 +195,11 @@ template <typename KV> __global__ void __launch_bounds__(ATT_THREADS) attn_kerne
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const KV *K = (const KV *)a.k, *V = (const KV *)a.v;
     const int32_t *table = a.tables + a.tab[t];
-    int pos = a.pos[t], end = pos + 1;
+    int pos = a.pos[t], end = pos + 1, whole = a.bidir_len ? a.bidir_len[t] : 0;
     int begin = a.window > 0 && end > a.window ? end - a.window : 0;
+    /* bidirectional (model/forward.c attn_worker): the whole input, or as
+     * far ahead as the window reaches (|i - j| < window) */
+    if (whole > 0) end = a.window > 0 && pos + a.window < whole ? pos + a.window : whole;
     if (a.span_end && a.span_end[t] > end) end = a.span_end[t]; /* inside an image */
     __shared__ float q[ATT_MAX_HD];
     __shared__ float p[ATT_TILE];
@@ -254,13 +257,13 @@ template <typename KV> __global__ void __launch_bounds__(ATT_THREADS) attn_kerne
 }
 
 void sp_cu_attention(sp_cuda *g, sp_cuda_kv *kv, int l, const float *q, float *out, int T,
-                     const int32_t *pos, const int32_t *span_end, const int32_t *tables,
-                     const int32_t *tab) {
+                     const int32_t *pos, const int32_t *span_end, const int32_t *bidir_len,
+                     const int32_t *tables, const int32_t *tab) {
     const sp_layer_desc *L = &g->d->layers[l];
     int src = L->kv_source;
     attn_args a = {};
     a.q = q, a.out = out, a.k = kv->k[src], a.v = kv->v[src];
-    a.pos = pos, a.span_end = span_end, a.tables = tables, a.tab = tab;
+    a.pos = pos, a.span_end = span_end, a.bidir_len = bidir_len, a.tables = tables, a.tab = tab;
     a.n_heads = L->n_heads, a.group = L->n_heads / L->n_kv_heads, a.hd = L->head_dim;
     a.stride = L->n_kv_heads * L->head_dim, a.window = L->sliding_window, a.bs = kv->block_size;
     a.scale = L->attn_scale, a.softcap = g->d->attn_softcap;

@@ -105,8 +105,8 @@ static sp_status kv_alloc(sp_cuda *g, sp_cuda_kv *kv, const unsigned char *slidi
         kv->bytes += 2 * bytes;
         g->kv_bytes += 2 * bytes;
     }
-    /* one step's metadata: 7 ints per token (forward.cu), then block tables */
-    size_t ints = (size_t)7 * g->max_tokens + (size_t)kv->table_cap;
+    /* one step's metadata: META_PER_TOKEN ints per token, then block tables */
+    size_t ints = (size_t)META_PER_TOKEN * g->max_tokens + (size_t)kv->table_cap;
     CU_TRY(cudaMalloc(&kv->meta, ints * sizeof(int32_t)), err);
     CU_TRY(cudaMallocHost(&kv->meta_host, ints * sizeof(int32_t)), err);
     return SP_OK;

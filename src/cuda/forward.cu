@@ -19,14 +19,23 @@ struct piece {
 /* Device views of the metadata (sp_cuda_kv.meta): per token its id (media
  * placeholders remapped), position, sequence end (RoPE variants that
  * depend on length), offsets of its sequence's full and sliding tables,
- * the end of the image span holding it (0: none), then the rows whose
- * logits are wanted, then the tables. */
+ * the end of the image span holding it (0: none), its sequence's length
+ * when that sequence's attention is bidirectional (0: causal), then the
+ * rows whose logits are wanted, then the tables. */
 struct meta {
-    int32_t *tok, *pos, *len, *tab, *swatab, *span_end, *rows, *tables;
+    int32_t *tok, *pos, *len, *tab, *swatab, *span_end, *bidir_len, *rows, *tables;
     int T, n_rows;
 };
 
-#define META_PER_TOKEN 7
+/* The views of a metadata buffer of N tokens (laid out as upload_meta fills it). */
+static meta meta_views(int32_t *v, int N, int T, int n_rows) {
+    static_assert(META_PER_TOKEN == 8, "meta_views lays out 8 per-token arrays");
+    meta m;
+    m.tok = v, m.pos = v + N, m.len = v + 2 * N, m.tab = v + 3 * N, m.swatab = v + 4 * N;
+    m.span_end = v + 5 * N, m.bidir_len = v + 6 * N, m.rows = v + 7 * N;
+    m.tables = v + META_PER_TOKEN * N, m.T = T, m.n_rows = n_rows;
+    return m;
+}
 
 /* The media span holding position pos, or NULL (model/forward.c span_at). */
 static const sp_media_span *span_at(const sp_seq_input *q, int pos) {
@@ -55,9 +64,10 @@ static sp_status upload_meta(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np
                              sp_error *err) {
     const sp_model_desc *d = g->d;
     int N = g->max_tokens, bs = kv->block_size, grouped = kv->n_swa > 0;
-    int32_t *h = kv->meta_host;
-    int32_t *tok = h, *pos = h + N, *len = h + 2 * N, *tab = h + 3 * N, *swatab = h + 4 * N;
-    int32_t *span_end = h + 5 * N, *rows = h + 6 * N, *tables = h + META_PER_TOKEN * N;
+    meta hm = meta_views(kv->meta_host, N, 0, 0);
+    int32_t *tok = hm.tok, *pos = hm.pos, *len = hm.len, *tab = hm.tab, *swatab = hm.swatab;
+    int32_t *span_end = hm.span_end, *bidir_len = hm.bidir_len, *rows = hm.rows;
+    int32_t *tables = hm.tables;
     int t = 0, nt = 0, nr = 0;
     for (int i = 0; i < np; i++) {
         const piece *p = &ps[i];
@@ -79,15 +89,15 @@ static sp_status upload_meta(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np
             swatab[t] = swa_off;
             const sp_media_span *sp = span_at(p->q, pos[t]);
             span_end[t] = sp ? sp->pos + sp->n : 0;
+            bidir_len[t] = p->q->bidirectional ? len[t] : 0;
             if (wants_logits(p, j)) rows[nr++] = t;
         }
     }
-    CU_TRY(cudaMemcpyAsync(kv->meta, h, ((size_t)META_PER_TOKEN * N + nt) * sizeof(int32_t),
+    CU_TRY(cudaMemcpyAsync(kv->meta, kv->meta_host,
+                           ((size_t)META_PER_TOKEN * N + nt) * sizeof(int32_t),
                            cudaMemcpyHostToDevice, g->st),
            err);
-    int32_t *dv = kv->meta;
-    *m = {dv,         dv + N,     dv + 2 * N, dv + 3 * N, dv + 4 * N,
-          dv + 5 * N, dv + 6 * N, dv + META_PER_TOKEN * N, t, nr};
+    *m = meta_views(kv->meta, N, t, nr);
     return SP_OK;
 }
 
@@ -145,7 +155,7 @@ static sp_status attention_block(sp_cuda *g, sp_cuda_kv *kv, int l, const meta *
         sp_cu_kv_write(g, kv, l, s->k, s->v, T, m->pos, m->tables, layer_tab(kv, m, l));
     }
     sp_cu_attention(g, kv, l, s->q, s->att, T, m->pos, L->media_bidir ? m->span_end : NULL,
-                    m->tables, layer_tab(kv, m, L->kv_source));
+                    m->bidir_len, m->tables, layer_tab(kv, m, L->kv_source));
     return sp_cu_matmul(g, out, s->att, T, &D->wo, D->bo, err);
 }
 
@@ -282,6 +292,27 @@ static sp_status copy_logits(sp_cuda *g, float *logits, int n, sp_error *err) {
     return SP_OK;
 }
 
+/* The final-normed hidden states of the pieces that asked for them
+ * (sp_seq_input.hidden, what embedding pooling reads), copied to their
+ * rows of host memory; waits for the stream. ffn_out is free after the
+ * last layer. */
+static sp_status copy_hidden(sp_cuda *g, const piece *ps, int np, sp_error *err) {
+    const sp_model_desc *d = g->d;
+    int H = d->hidden, t = 0, any = 0;
+    for (int i = 0; i < np; t += ps[i].n, i++) {
+        const piece *p = &ps[i];
+        if (!p->q->hidden) continue;
+        float *dev = g->s.ffn_out + (size_t)t * H;
+        sp_cu_rmsnorm(g->st, dev, g->s.x + (size_t)t * H, g->out_norm, p->n, H, H, d->norm_eps);
+        CU_TRY(cudaMemcpyAsync(p->q->hidden + (size_t)p->j0 * H, dev,
+                               (size_t)p->n * H * sizeof(float), cudaMemcpyDeviceToHost, g->st),
+               err);
+        any = 1;
+    }
+    if (any) CU_TRY(cudaStreamSynchronize(g->st), err);
+    return SP_OK;
+}
+
 /* Everything of a chunk after its metadata is on the device, up to the
  * first logits_rows rows of logits (all of them when they fit). */
 static sp_status run_layers(sp_cuda *g, sp_cuda_kv *kv, const meta *m, const piece *ps, int np,
@@ -296,22 +327,24 @@ static sp_status run_layers(sp_cuda *g, sp_cuda_kv *kv, const meta *m, const pie
 /* A decode step of T <= SP_CUDA_GRAPH_MAX sequences, one new token and its
  * logits each: the same launches every step (positions and tables are read
  * from the metadata on the device), so they were captured once per T when
- * the K/V blocks were made, and a step is one graph launch. */
+ * the K/V blocks were made, and a step is one graph launch. Media spans,
+ * bidirectional attention and hidden states are never in a graph. */
 static int graph_step(const sp_cuda *g, const sp_cuda_kv *kv, const piece *ps, int np) {
     if (np > SP_CUDA_GRAPH_MAX || !kv->graph[np]) return 0;
-    for (int i = 0; i < np; i++)
-        if (ps[i].n != 1 || ps[i].q->want != SP_LOGITS_LAST || ps[i].j0 != ps[i].q->n_tokens - 1 ||
-            ps[i].q->n_spans)
+    for (int i = 0; i < np; i++) {
+        const sp_seq_input *q = ps[i].q;
+        if (ps[i].n != 1 || q->want != SP_LOGITS_LAST || ps[i].j0 != q->n_tokens - 1 ||
+            q->n_spans || q->bidirectional || q->hidden)
             return 0;
+    }
     return 1;
 }
 
 sp_status sp_cu_capture_decode(sp_cuda *g, sp_cuda_kv *kv, sp_error *err) {
     int N = g->max_tokens;
-    int32_t *dv = kv->meta;
+    if (!g->output.p) return SP_OK; /* no output head (an embedding model): nothing decodes */
     for (int T = 1; T <= SP_CUDA_GRAPH_MAX && T <= N && T <= g->s.logit_rows; T++) {
-        meta m = {dv,         dv + N,     dv + 2 * N, dv + 3 * N, dv + 4 * N,
-                  dv + 5 * N, dv + 6 * N, dv + META_PER_TOKEN * N, T, T};
+        meta m = meta_views(kv->meta, N, T, T);
         cudaGraph_t graph;
         CU_TRY(cudaStreamBeginCapture(g->st, cudaStreamCaptureModeThreadLocal), err);
         sp_status s = run_layers(g, kv, &m, NULL, 0, err);
@@ -338,6 +371,7 @@ static sp_status run_chunk(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np, 
         if (r0) SP_TRY(head_rows(g, &m, r0, n, err));
         SP_TRY(copy_logits(g, logits + (size_t)r0 * g->d->vocab, n, err));
     }
+    SP_TRY(copy_hidden(g, ps, np, err));
     /* the pinned metadata is reused by the next chunk: wait for this one */
     CU_TRY(cudaStreamSynchronize(g->st), err);
     CU_TRY(cudaGetLastError(), err);
@@ -350,11 +384,14 @@ static sp_status run_chunk(sp_cuda *g, sp_cuda_kv *kv, const piece *ps, int np, 
 #define MAX_PIECES 1024
 
 /* Tokens of q from j0 on that one chunk may take when room are free: never
- * a cut inside an image whose tokens attend both ways (the earlier part
- * would read keys not written yet). 0: the cut must wait for a new chunk. */
+ * a cut inside an image whose tokens attend both ways, nor anywhere in a
+ * bidirectional input (the earlier part would read keys not written yet).
+ * 0: the cut must wait for a new chunk. */
 static int piece_len(const sp_cuda *g, const sp_seq_input *q, int j0, int room) {
     int n = q->n_tokens - j0 < room ? q->n_tokens - j0 : room;
-    if (j0 + n == q->n_tokens || !g->media_bidir) return n;
+    if (j0 + n == q->n_tokens) return n;
+    if (q->bidirectional) return 0;
+    if (!g->media_bidir) return n;
     const sp_media_span *sp = span_at(q, q->pos0 + j0 + n);
     if (sp && sp->pos < q->pos0 + j0 + n) n = sp->pos - (q->pos0 + j0);
     return n > 0 ? n : 0;
@@ -370,6 +407,11 @@ extern "C" sp_status sp_cuda_forward(sp_cuda *g, sp_cuda_kv *kv, const sp_seq_in
         for (int j0 = 0; j0 < q->n_tokens;) {
             int room = g->max_tokens - tokens;
             piece p = {q, j0, piece_len(g, q, j0, room)};
+            if (p.n == 0 && np == 0 && q->bidirectional)
+                return sp_fail(err, SP_ERANGE,
+                               "cuda: sequence %d: a bidirectional input of %d tokens does not "
+                               "fit one forward chunk of %d (sp_model_opts.max_batch_tokens)",
+                               si, q->n_tokens, g->max_tokens);
             if (p.n == 0 && np == 0)
                 return sp_fail(err, SP_ERANGE,
                                "cuda: sequence %d: an image of more than %d tokens does not fit "

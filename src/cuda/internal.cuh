@@ -103,6 +103,11 @@ struct sp_cuda {
 #define SP_CUDA_MAX_HEAD_DIM 512 /* attention.cu keeps a head in shared memory */
 #define SP_CUDA_GRAPH_MAX 8 /* decode batches captured as CUDA graphs, 1..8 sequences */
 
+/* Ints of per-token metadata a step uploads (forward.cu meta: id, position,
+ * length, two table offsets, image span end, bidirectional length, logit
+ * row); the block tables follow them. */
+#define META_PER_TOKEN 8
+
 struct sp_cuda_kv {
     int n_layers, n_full, n_swa, block_size;
     void **k, **v;          /* per layer (NULL when it reads another layer's) */
@@ -163,10 +168,12 @@ void sp_cu_kv_write(sp_cuda *g, sp_cuda_kv *kv, int l, const float *k, const flo
                     const int32_t *pos, const int32_t *tables, const int32_t *tab);
 /* out[T][nh][hd] = softmax(q k^T) v over each token's visible keys. */
 /* span_end (NULL: none): a token inside an image also sees the image's
- * later tokens (layers with media_bidir). */
+ * later tokens (layers with media_bidir). bidir_len (NULL: none): per
+ * token, its input's length when the input attends both ways (0: causal);
+ * such a token sees the whole input, within the window on sliding layers. */
 void sp_cu_attention(sp_cuda *g, sp_cuda_kv *kv, int l, const float *q, float *out, int T,
-                     const int32_t *pos, const int32_t *span_end, const int32_t *tables,
-                     const int32_t *tab);
+                     const int32_t *pos, const int32_t *span_end, const int32_t *bidir_len,
+                     const int32_t *tables, const int32_t *tab);
 /* MoE routing (softmax, top-k, renormalise, per-expert scale). */
 void sp_cu_route(cudaStream_t st, const float *logits, int T, int E, int K, int norm_topk,
                  const float *expert_scale, int *sel, float *selw);

@@ -165,6 +165,7 @@ static sp_status engine_load(sp_engine *e, sp_error *err) {
     load_vision(e);
     e->info.vision_missing = e->info.vision ? NULL : e->vision_missing;
     SP_TRY(sp_engine_size_kv(e, d, err));
+    SP_TRY(sp_embed_load(e, err));
     if (alloc_scratch(e, d->vocab) != SP_OK)
         return sp_fail(err, SP_ENOMEM, "engine scratch: out of memory");
     collect_eos(e, d);
@@ -245,7 +246,8 @@ static void *engine_main(void *arg) {
     while (q) {
         sp_request *next = q->next_queued;
         sp_event ev = {.kind = SP_EV_FINISH,
-                       .reason = died ? SP_FINISH_ERROR : SP_FINISH_CANCELLED};
+                       .reason = died ? SP_FINISH_ERROR : SP_FINISH_CANCELLED,
+                       .stop_index = -1};
         snprintf(ev.error, sizeof ev.error, "%s",
                  died ? "the engine thread died" : "the engine stopped");
         sp_request_push(q, &ev);
@@ -384,14 +386,40 @@ static sp_status validate_images(const sp_engine_info *in, const sp_request_para
     return SP_OK;
 }
 
+/* Embedding inputs: each non-empty and within the context. */
+static sp_status validate_inputs(const sp_engine_info *in, const sp_request_params *p,
+                                 sp_error *err) {
+    if (!in->embed_dim)
+        return sp_fail(err, SP_EINVAL,
+                       "this model does not serve embeddings (start the server with --embeddings)");
+    if (p->n_images > 0) return sp_fail(err, SP_EINVAL, "embedding inputs take no images");
+    long sum = 0;
+    for (int i = 0; i < p->n_inputs; i++) {
+        if (p->input_len[i] <= 0) return sp_fail(err, SP_EINVAL, "input %d is empty", i);
+        if (p->input_len[i] > in->ctx_size)
+            return sp_fail(err, SP_ERANGE,
+                           "input %d has %d tokens but the context limit is %d tokens", i,
+                           p->input_len[i], in->ctx_size);
+        sum += p->input_len[i];
+    }
+    if (sum != p->n_prompt)
+        return sp_fail(err, SP_EINVAL, "the inputs hold %ld tokens, the prompt %d", sum,
+                       p->n_prompt);
+    return SP_OK;
+}
+
 static sp_status validate(const sp_engine_info *in, const sp_request_params *p, sp_error *err) {
     if (p->n_prompt <= 0) return sp_fail(err, SP_EINVAL, "the prompt is empty");
+    if (p->n_inputs < 0) return sp_fail(err, SP_EINVAL, "n_inputs is negative");
+    if (p->n_inputs == 0 && in->embed_only)
+        return sp_fail(err, SP_EINVAL, "this is an embedding model: it serves /v1/embeddings only");
     for (int i = 0; i < p->n_prompt; i++)
         if (p->prompt[i] < 0 || p->prompt[i] >= in->vocab)
             return sp_fail(err, SP_EINVAL,
                            "token id %d at prompt[%d] is outside the vocabulary "
                            "(0..%d)",
                            p->prompt[i], i, in->vocab - 1);
+    if (p->n_inputs > 0) return validate_inputs(in, p, err);
     if (p->n_prompt >= in->ctx_size)
         return sp_fail(err, SP_ERANGE,
                        "the prompt has %d tokens but the context limit is %d tokens (at least "

@@ -26,6 +26,7 @@
 #include "engine/sampling.h"
 #include "media/preprocess.h"
 #include "model/model.h"
+#include "model/pooling.h"
 #include "tokenizer/tokenizer.h"
 #include "vision/vision.h"
 
@@ -43,6 +44,11 @@ typedef struct sp_engine_opts {
     int queue_size;     /* max waiting requests (default 64) */
     const char *chat_template_file; /* overrides the model's template */
     int watchdog_s; /* a step running longer than this means the engine thread hangs (0: off) */
+    /* serve embeddings from a model without a sentence-transformers
+     * modules.json (--embeddings), pooled by `pooling` (SP_POOL_* bits from
+     * model/pooling.h; 0: last token) and L2-normalised */
+    int embeddings;
+    unsigned pooling;
 } sp_engine_opts;
 
 void sp_engine_opts_default(sp_engine_opts *o);
@@ -75,6 +81,13 @@ typedef struct sp_engine_info {
     const sp_vision_info *vision;
     const char *vision_missing;
     int max_image_tokens; /* soft tokens one image may have */
+    /* embeddings (/v1/embeddings): embed_dim > 0 when served; embed_only
+     * for embedding models (no generation). embed_input: how a text reaches
+     * the model (sp_embed_input: as is, or as a chat message rendered with
+     * embed_gen_prompt as add_generation_prompt). */
+    int embed_dim, embed_only;
+    int embed_input, embed_gen_prompt;
+    const char *embed_pipeline; /* e.g. "mean -> dense 32x64 -> normalize", for logs */
 } sp_engine_info;
 
 /* Starts the thread; returns at once (loading runs on the new thread). */
@@ -119,6 +132,13 @@ typedef struct sp_request_params {
     int keep_special;               /* the text keeps special tokens (stop strings see them too) */
     const sp_request_image *images; /* in prompt order; copied */
     int n_images;
+    /* Embeddings instead of generation: n_inputs > 0 inputs of input_len[i]
+     * tokens, back to back in prompt (n_prompt is their sum; input_len is
+     * copied). Each gets an SP_EV_EMBEDDING event (index = its position,
+     * any order), then FINISH. Inputs of this and other requests are batched
+     * into one forward per step, up to prefill_chunk tokens. */
+    const int *input_len;
+    int n_inputs;
 } sp_request_params;
 
 #define SP_MAX_TOP_LOGPROBS 20
@@ -130,7 +150,7 @@ typedef struct sp_request_params {
 sp_status sp_engine_submit(sp_engine *e, const sp_request_params *p, sp_request **out,
                            sp_error *err);
 
-typedef enum sp_event_kind { SP_EV_TOKEN = 1, SP_EV_FINISH } sp_event_kind;
+typedef enum sp_event_kind { SP_EV_TOKEN = 1, SP_EV_FINISH, SP_EV_EMBEDDING } sp_event_kind;
 
 typedef enum sp_finish_reason {
     SP_FINISH_STOP = 0, /* EOS or stop string */
@@ -152,8 +172,13 @@ typedef struct sp_event {
     float logprob;
     int n_top;
     sp_token_prob top[SP_MAX_TOP_LOGPROBS];
+    /* EMBEDDING: input `index`'s vector (owned by the event) */
+    int index;
+    float *embedding;
+    int n_embedding;
     /* FINISH */
     sp_finish_reason reason;
+    int stop_index; /* STOP by stop string params.stop[stop_index]; -1 otherwise */
     int prompt_tokens, completion_tokens, cached_tokens;
     double queue_ms, ttft_ms, total_ms;
     char error[256];

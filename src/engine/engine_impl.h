@@ -12,6 +12,7 @@
 #include "engine/blocks.h"
 #include "engine/engine.h"
 #include "engine/fault.h"
+#include "model/pooling.h"
 
 /* Debug builds check that engine-private state is touched only by the engine
  * thread (DESIGN.md section 1). */
@@ -54,9 +55,15 @@ struct sp_request {
     sp_pixels *images; /* copies; the engine frees the pixel data once encoded */
     int *image_pos;
     int n_images;
+    int *input_len; /* embeddings: n_inputs > 0 */
+    int n_inputs;
     double t_submit;
 
     struct sp_request *next_queued; /* engine queue link (under engine mu) */
+    /* embeddings (embed.c, engine thread only): inputs started and done */
+    int next_input, done_inputs;
+    size_t next_offset; /* prompt offset of input next_input */
+    struct sp_request *next_embed;
 };
 
 sp_request *sp_request_new(const sp_request_params *p, uint64_t id);
@@ -119,6 +126,11 @@ struct sp_engine {
     seq **batch;
     unsigned char *failed;     /* per batch entry: its forward failed */
     sp_cons_vocab *cons_vocab; /* token texts, built for the first constrained request */
+    /* embeddings (embed.c): the pooling pipeline (NULL: none served), the
+     * admitted embedding requests in order, and their step's scratch */
+    sp_pooler *pooler;
+    sp_request *emb_head, *emb_tail;
+    struct sp_embed_scratch *emb;
 
     /* the watchdog's heartbeat: written by the engine thread around every
      * step, read by sp_engine_get_state from any thread. Atomics, no lock, so
@@ -152,6 +164,14 @@ sp_status sp_sched_run(sp_engine *e, sp_error *err);
 sp_status sp_engine_size_kv(sp_engine *e, const sp_model_desc *d, sp_error *err);
 /* Frees the scheduler's sequences and scratch (engine thread). */
 void sp_sched_free(sp_engine *e);
+/* Embeddings (embed.c, engine thread): the pooler for the loaded model (or
+ * none; fills info.embed_*); taking an admitted request; one batched
+ * forward over waiting inputs (returns the inputs run); failing what is
+ * left at stop. */
+sp_status sp_embed_load(sp_engine *e, sp_error *err);
+void sp_embed_admit(sp_engine *e, sp_request *r);
+int sp_embed_step(sp_engine *e);
+void sp_embed_free(sp_engine *e);
 void sp_hist_add(sp_hist *h, double seconds);
 
 #endif

@@ -51,6 +51,12 @@ sp_request *sp_request_new(const sp_request_params *p, uint64_t id) {
             r->image_pos[i] = p->images[i].pos;
         }
     }
+    if (p->n_inputs > 0) {
+        r->input_len = malloc((size_t)p->n_inputs * sizeof *r->input_len);
+        if (!r->input_len) goto fail;
+        memcpy(r->input_len, p->input_len, (size_t)p->n_inputs * sizeof *r->input_len);
+        r->n_inputs = p->n_inputs;
+    }
     r->t_submit = sp_now_ms();
     return r;
 fail:
@@ -70,6 +76,7 @@ static void request_free(sp_request *r) {
     free(r->stop);
     free(r->bias);
     free(r->constraint);
+    free(r->input_len);
     free(r->prompt);
     for (int i = 0; i < r->n_images; i++) sp_pixels_free(&r->images[i]);
     free(r->images);
@@ -148,6 +155,7 @@ int sp_request_next(sp_request *r, sp_event *ev, int timeout_ms) {
 
 void sp_event_clear(sp_event *ev) {
     free(ev->text);
+    free(ev->embedding);
     memset(ev, 0, sizeof *ev);
 }
 

@@ -43,6 +43,7 @@ struct seq {
     /* tool_choice constraint (constrain.h); NULL: none */
     sp_cons *cons;
     seq_images im; /* the prompt's images (images.h) */
+    int stop_hit;  /* index of the stop string that ended it; -1: none */
 };
 
 static void seq_free(seq *s) {
@@ -125,6 +126,7 @@ static void seq_finish(sp_engine *e, seq *s, sp_finish_reason why, char *text, s
     release_blocks(e, s);
     double now = sp_now_ms();
     sp_event ev = {.kind = SP_EV_FINISH, .reason = why, .text = text, .text_len = len};
+    ev.stop_index = why == SP_FINISH_STOP ? s->stop_hit : -1;
     ev.prompt_tokens = s->n_prompt;
     ev.completion_tokens = s->n_tokens - s->n_prompt;
     ev.cached_tokens = s->n_cached;
@@ -143,7 +145,8 @@ static void seq_finish(sp_engine *e, seq *s, sp_finish_reason why, char *text, s
 /* Fails or cancels a request that never became a sequence. */
 static void reject_queued(sp_engine *e, sp_request *r, sp_finish_reason why, const char *msg) {
     ENGINE_OWNED(e);
-    sp_event ev = {.kind = SP_EV_FINISH, .reason = why, .prompt_tokens = r->n_prompt};
+    sp_event ev = {
+        .kind = SP_EV_FINISH, .reason = why, .prompt_tokens = r->n_prompt, .stop_index = -1};
     if (msg) snprintf(ev.error, sizeof ev.error, "%s", msg);
     pthread_mutex_lock(&e->stats_mu);
     e->stats.finished[why]++;
@@ -262,6 +265,7 @@ static seq *seq_admit(sp_engine *e, sp_request *r, int *oom) {
     memcpy(s->tokens, r->prompt, (size_t)r->n_prompt * sizeof *s->tokens);
     s->n_tokens = s->n_prompt = r->n_prompt;
     s->limit = limit;
+    s->stop_hit = -1;
     for (int i = 0; i < need; i++) s->swa[i] = -1;
     if (e->swa_blocks) {
         /* the running sequences' bounds must all fit the sliding pool */
@@ -290,15 +294,32 @@ static seq *seq_admit(sp_engine *e, sp_request *r, int *oom) {
     return s;
 }
 
+static void dequeue_head(sp_engine *e, sp_request *r) {
+    ENGINE_OWNED(e);
+    pthread_mutex_lock(&e->mu);
+    e->q_head = r->next_queued;
+    if (!e->q_head) e->q_tail = NULL;
+    e->q_len--;
+    pthread_mutex_unlock(&e->mu);
+    r->next_queued = NULL;
+}
+
 /* Moves waiting requests into free running slots while their budgets fit
- * (first come, first served: the head waits rather than being overtaken). */
+ * (first come, first served: the head waits rather than being overtaken).
+ * Embedding requests take no slot: they go to embed.c's list at once. */
 static void admit(sp_engine *e) {
     ENGINE_OWNED(e);
-    while (e->n_running < e->opts.parallel) {
+    for (;;) {
         pthread_mutex_lock(&e->mu);
         sp_request *r = e->q_head;
         pthread_mutex_unlock(&e->mu);
         if (!r) return;
+        if (r->n_inputs > 0) {
+            dequeue_head(e, r);
+            sp_embed_admit(e, r);
+            continue;
+        }
+        if (e->n_running >= e->opts.parallel) return;
         int oom = 0;
         seq *s = NULL;
         if (!atomic_load(&r->cancelled)) {
@@ -306,12 +327,7 @@ static void admit(sp_engine *e) {
             /* wait for blocks, unless nothing runs that could free them */
             if (!s && !oom && e->n_running > 0) return;
         }
-        pthread_mutex_lock(&e->mu);
-        e->q_head = r->next_queued;
-        if (!e->q_head) e->q_tail = NULL;
-        e->q_len--;
-        pthread_mutex_unlock(&e->mu);
-        r->next_queued = NULL;
+        dequeue_head(e, r);
         if (s)
             e->running[e->n_running++] = s;
         else if (oom)
@@ -404,6 +420,11 @@ static int feed_text(seq *s, const char *t, size_t n, size_t *safe) {
     size_t at =
         sp_stop_scan(s->held ? s->held : "", s->held_len, s->req->stop, s->req->n_stop, safe);
     if (at == SP_STOP_NONE) return 0;
+    for (int i = 0; i < s->req->n_stop && s->stop_hit < 0; i++) { /* which one (Anthropic says) */
+        size_t n = strlen(s->req->stop[i]);
+        if (n && n <= s->held_len - at && !memcmp(s->held + at, s->req->stop[i], n))
+            s->stop_hit = i;
+    }
     s->held_len = at;
     *safe = at;
     return 1;
@@ -777,6 +798,7 @@ static void publish_stats(sp_engine *e) {
 static void cancel_everything(sp_engine *e) {
     ENGINE_OWNED(e);
     for (int i = 0; i < e->n_running; i++) atomic_store(&e->running[i]->req->cancelled, 1);
+    for (sp_request *r = e->emb_head; r; r = r->next_embed) atomic_store(&r->cancelled, 1);
     pthread_mutex_lock(&e->mu);
     for (sp_request *r = e->q_head; r; r = r->next_queued) atomic_store(&r->cancelled, 1);
     pthread_mutex_unlock(&e->mu);
@@ -786,8 +808,9 @@ static void cancel_everything(sp_engine *e) {
 static int wait_for_work(sp_engine *e) {
     ENGINE_OWNED(e);
     pthread_mutex_lock(&e->mu);
-    while (!e->stopping && e->n_running == 0 && !e->q_head) pthread_cond_wait(&e->cv, &e->mu);
-    int stopping = e->stopping, idle = e->n_running == 0 && !e->q_head;
+    while (!e->stopping && e->n_running == 0 && !e->q_head && !e->emb_head)
+        pthread_cond_wait(&e->cv, &e->mu);
+    int stopping = e->stopping, idle = e->n_running == 0 && !e->q_head && !e->emb_head;
     double deadline = e->stop_deadline;
     pthread_mutex_unlock(&e->mu);
     if (stopping && idle) return 0;
@@ -802,7 +825,7 @@ sp_status sp_sched_run(sp_engine *e, sp_error *err) {
         sp_hb_step_begin(e); /* the watchdog measures from here (engine.c) */
         admit(e);
         drop_cancelled(e);
-        if (step(e) > 0) steps++;
+        if (step(e) + sp_embed_step(e) > 0) steps++;
         if (e->fault.hang_after_steps > 0 && steps >= e->fault.hang_after_steps)
             sp_fault_hang("engine_hang_after_steps", e->fault.hang_after_steps);
         publish_stats(e);
@@ -825,6 +848,7 @@ void sp_sched_free(sp_engine *e) {
             seq_finish(e, s, SP_FINISH_CANCELLED, NULL, 0, "the engine stopped");
     }
     e->n_running = 0;
+    sp_embed_free(e);
     free(e->running);
     free(e->batch);
     free(e->inputs);

@@ -37,6 +37,13 @@ typedef struct sp_seq_input {
     int n_swa_blocks;
     const sp_media_span *spans; /* image soft tokens, by position (may be NULL) */
     int n_spans;
+    /* 1: every token attends to the whole input, later tokens too (in a
+     * sliding layer: |i - j| < window), as encoders do (model_desc
+     * .bidirectional). The input must be a whole sequence (pos0 0). */
+    int bidirectional;
+    /* non-NULL: receives the final-normed hidden state of each new token,
+     * n_tokens rows of hidden floats (what embedding pooling reads) */
+    float *hidden;
 } sp_seq_input;
 
 #endif

@@ -87,6 +87,9 @@ typedef struct sp_model_desc {
     float embed_scale;                 /* multiplies the embedding (1 if none) */
     float attn_softcap, final_softcap; /* 0: none */
     int tied_embeddings;
+    /* an encoder (config use_bidirectional_attention: EmbeddingGemma):
+     * inputs attend both ways (sp_seq_input.bidirectional); no generation */
+    int bidirectional;
 
     sp_tensor tok_embd, out_norm, output; /* output = tok_embd when tied */
 

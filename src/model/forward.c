@@ -139,6 +139,13 @@ static sp_status check_batch(const sp_model *m, const sp_kv *kv, const batch *b,
         const sp_seq_input *q = &b->seqs[si];
         if (q->n_tokens <= 0 || q->pos0 < 0)
             return sp_fail(err, SP_EINVAL, "forward: sequence %d has no tokens", si);
+        if (q->want != SP_LOGITS_NONE && !m->d.output.data)
+            return sp_fail(err, SP_EUNSUPPORTED,
+                           "the model has no output head (lm_head): it computes embeddings only");
+        if (q->bidirectional && q->pos0 != 0)
+            return sp_fail(err, SP_EINVAL,
+                           "forward: bidirectional sequence %d must be whole (pos0 %d)", si,
+                           q->pos0);
         long need = ((long)q->pos0 + q->n_tokens + kv->block_size - 1) / kv->block_size;
         if (need > q->n_blocks)
             return sp_fail(err, SP_ERANGE, "forward: sequence %d needs %ld KV blocks, has %d", si,
@@ -260,11 +267,16 @@ static void attn_worker(void *ctx, int ith, int nth) {
     for (int item = ith; item < j->n * nkv; item += nth) {
         int t = item / nkv, g = item % nkv;
         const sp_seq_input *q = &j->b->seqs[s->tok_seq[t]];
-        int pos = s->tok_pos[t], end = pos + 1;
+        int pos = s->tok_pos[t], win = L->sliding_window;
+        int begin = win > 0 && pos + 1 > win ? pos + 1 - win : 0;
+        /* causal: up to itself; bidirectional: the whole input, or as far
+         * ahead as the window reaches (|i - j| < window); an image's soft
+         * tokens in a media_bidir layer: to the end of their image */
+        int end = !q->bidirectional                      ? pos + 1
+                  : win > 0 && pos + win < s->tok_len[t] ? pos + win
+                                                         : s->tok_len[t];
         if (L->media_bidir && s->tok_span_end[t] > end) end = s->tok_span_end[t];
         int nb = (end - 1) / bs + 1;
-        int begin =
-            L->sliding_window > 0 && pos + 1 > L->sliding_window ? pos + 1 - L->sliding_window : 0;
         /* blocks before the window are never read (and may be released) */
         const int32_t *table = layer_table(j->kv, q, src);
         for (int bi = begin / bs; bi < nb; bi++) {
@@ -505,6 +517,19 @@ static void output_logits(sp_model *m, const batch *b, float *logits) {
     if (d->final_softcap > 0) sp_softcap(logits, rows * d->vocab, d->final_softcap);
 }
 
+/* Final-normed hidden states of every token of the sequences that asked
+ * (what embedding pooling reads). */
+static void output_hidden(sp_model *m, const batch *b) {
+    const sp_model_desc *d = &m->d;
+    int t = 0;
+    for (int si = 0; si < b->n_seqs; si++) {
+        const sp_seq_input *q = &b->seqs[si];
+        if (q->hidden)
+            norm_rows(m, q->hidden, m->s.x + (size_t)t * d->hidden, &d->out_norm, q->n_tokens);
+        t += q->n_tokens;
+    }
+}
+
 sp_status sp_model_forward(sp_model *m, sp_kv *kv, const sp_seq_input *seqs, int n_seqs,
                            float *logits, sp_error *err) {
     batch b = {.seqs = seqs, .n_seqs = n_seqs, .n = 0};
@@ -523,5 +548,6 @@ sp_status sp_model_forward(sp_model *m, sp_kv *kv, const sp_seq_input *seqs, int
     if (m->d.ple_dim) per_layer_inputs(m, &b);
     for (int l = 0; l < m->d.n_layers; l++) decoder_layer(m, &b, kv, l);
     output_logits(m, &b, logits);
+    output_hidden(m, &b);
     return SP_OK;
 }

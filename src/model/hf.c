@@ -247,9 +247,12 @@ static sp_status map_globals(mapper *m, sp_error *err) {
     if (d->tied_embeddings) {
         d->output = d->tok_embd;
     } else {
+        /* a bare base model (Qwen3Model, as embedding models ship it) has
+         * no head: output stays absent and the model serves embeddings */
+        int bare = !*m->prefix;
         const char *keep = m->prefix;
         m->prefix = "";
-        sp_status s = get(m, &d->output, REQ, RAW, 2, V, H, 0, err, "lm_head.weight");
+        sp_status s = get(m, &d->output, !bare, RAW, 2, V, H, 0, err, "lm_head.weight");
         m->prefix = keep;
         SP_TRY(s);
     }
@@ -265,10 +268,11 @@ static sp_status map_globals(mapper *m, sp_error *err) {
     return SP_OK;
 }
 
-/* The text model's tensor prefix differs between text-only checkpoints and
- * the two multimodal layouts. */
+/* The text model's tensor prefix differs between text-only checkpoints, the
+ * two multimodal layouts and bare base models (XxxModel, no prefix). */
 static const char *detect_prefix(const sp_safetensors *st) {
-    static const char *prefixes[] = {"model.language_model.", "language_model.model.", "model."};
+    static const char *prefixes[] = {"model.language_model.", "language_model.model.", "model.",
+                                     ""};
     char name[128];
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
         snprintf(name, sizeof name, "%sembed_tokens.weight", prefixes[i]);

@@ -323,6 +323,23 @@ static sp_status read_moe(sp_model_desc *d, sp_hf_info *info, const json_t *cfg,
     return SP_OK;
 }
 
+/* use_bidirectional_attention: true (Gemma 3, EmbeddingGemma) or "all"
+ * (Gemma 4) makes the model an encoder; Gemma 4's "vision" (both ways only
+ * inside an image) does not. */
+static sp_status read_bidirectional(sp_model_desc *d, const json_t *cfg, const char *ctx,
+                                    sp_error *err) {
+    const json_t *v = json_object_get(cfg, "use_bidirectional_attention");
+    if (!v || json_is_null(v) || json_is_false(v)) return SP_OK;
+    if (json_is_true(v) || (json_is_string(v) && !strcmp(json_string_value(v), "all"))) {
+        d->bidirectional = 1;
+        return SP_OK;
+    }
+    if (json_is_string(v) && !strcmp(json_string_value(v), "vision")) return SP_OK;
+    return sp_fail(err, SP_EFORMAT,
+                   "%s.use_bidirectional_attention: expected a boolean, \"all\" or \"vision\"",
+                   ctx);
+}
+
 static sp_status read_common(sp_model_desc *d, sp_hf_info *info, const json_t *cfg, const char *ctx,
                              sp_error *err) {
     int64_t v;
@@ -361,10 +378,19 @@ static sp_status read_common(sp_model_desc *d, sp_hf_info *info, const json_t *c
     SP_TRY(sp_json_bool(cfg, "mlp_bias", 0, 0, &mlp_bias, ctx, err));
     if (mlp_bias)
         return sp_fail(err, SP_EUNSUPPORTED, "%s.mlp_bias: MLP biases are not supported", ctx);
+    SP_TRY(read_bidirectional(d, cfg, ctx, err));
     d->norm_one_plus = info->family == SP_FAM_GEMMA2 || info->family == SP_FAM_GEMMA3;
     d->sandwich_norms = is_gemma(info->family);
     d->embed_scale = is_gemma(info->family) ? sqrtf((float)d->hidden) : 1.0f;
     return SP_OK;
+}
+
+/* An encoder's sliding layers see |i - j| < window / 2 + 1: transformers
+ * halves the configured width on load when use_bidirectional_attention is
+ * set, so that the window spans about as many tokens as the causal one
+ * (configured 4: two tokens either way of each token). */
+static int encoder_window(const sp_model_desc *d, int window) {
+    return d->bidirectional && window > 0 ? window / 2 + 1 : window;
 }
 
 static sp_status read_layers(sp_model_desc *d, sp_hf_info *info, const json_t *cfg, const char *ctx,
@@ -389,7 +415,7 @@ static sp_status read_layers(sp_model_desc *d, sp_hf_info *info, const json_t *c
         L->n_heads = (int)nh;
         L->n_kv_heads = (int)nkv;
         L->head_dim = (int)hd;
-        L->sliding_window = sliding[i] ? (int)window : 0;
+        L->sliding_window = sliding[i] ? encoder_window(d, (int)window) : 0;
         L->attn_scale =
             is_gemma(info->family) ? (float)(1.0 / sqrt(qpas)) : 1.0f / sqrtf((float)hd);
         L->layer_scalar = 1.0f;

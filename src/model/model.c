@@ -121,10 +121,15 @@ static sp_status load_device(sp_model *m, sp_error *err) {
     int f32 = m->opts.precision == SP_PREC_F32;
     sp_dtype kv = m->opts.kv_dtype;
     if (kv != SP_F32 && kv != SP_F16 && kv != SP_BF16) kv = f32 ? SP_F32 : SP_F16;
+    /* an encoder's input runs whole in one chunk (its first tokens read its
+     * last ones' keys): by default a chunk holds its context, up to 8192 */
+    int max_tokens = m->opts.max_batch_tokens;
+    if (!max_tokens && m->d.bidirectional)
+        max_tokens = m->d.max_pos < 512 ? 512 : m->d.max_pos > 8192 ? 8192 : m->d.max_pos;
     sp_cuda_opts co = {.device = m->opts.device_index,
                        .f32 = f32,
                        .dummy = m->opts.load_dummy,
-                       .max_tokens = m->opts.max_batch_tokens,
+                       .max_tokens = max_tokens,
                        .kv_dtype = kv,
                        .dummy_key = dummy_key,
                        .dummy_ctx = &m->w};

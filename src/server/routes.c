@@ -81,13 +81,13 @@ const char *finish_reason_str(sp_finish_reason r) {
 }
 
 /* Maps a submit failure onto its HTTP status. */
-static void submit_error(const sp_error *e, int chat, api_error *err) {
+void api_submit_error(const sp_error *e, const char *param, api_error *err) {
     switch (e->status) {
     case SP_EBUSY:
         api_fail(err, 503, NULL, "%s", e->msg);
         break;
     case SP_ERANGE:
-        api_fail(err, 400, chat ? "messages" : "prompt", "%s", e->msg);
+        api_fail(err, 400, param, "%s", e->msg);
         err->code = "context_length_exceeded";
         break;
     case SP_EINVAL:
@@ -100,7 +100,7 @@ static void submit_error(const sp_error *e, int chat, api_error *err) {
     }
 }
 
-static int not_ready(sp_server *s, reply *r) {
+int server_not_ready(sp_server *s, reply *r) {
     if (sp_engine_get_info(s->engine)) return 0;
     api_error err;
     sp_error le = {0};
@@ -338,9 +338,14 @@ static void reply_collected(sp_server *s, gen_req *g, choices *ch, reply *r, uin
 }
 
 void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply *r, uint64_t id) {
-    if (not_ready(s, r)) return;
+    if (server_not_ready(s, r)) return;
     const sp_engine_info *info = sp_engine_get_info(s->engine);
     api_error err = {0};
+    if (info->embed_only) {
+        api_fail(&err, 400, "model", "this is an embedding model: it serves /v1/embeddings only");
+        reply_error(r, &err);
+        return;
+    }
     gen_req g;
     if (parse_gen_request(body, chat, info, &s->opts.media, &g, &err) ||
         chat_output_setup(s, body, info, &g, &err)) {
@@ -352,7 +357,7 @@ void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply 
     choices ch;
     sp_error e = {0};
     if (choices_submit(s, &g, r->conn, &ch, &e) != SP_OK) {
-        submit_error(&e, chat, &err);
+        api_submit_error(&e, chat ? "messages" : "prompt", &err);
         gen_req_free(&g);
         reply_error(r, &err);
         return;
@@ -405,7 +410,7 @@ static int ids_json(const int32_t *ids, size_t n, json_t **out) {
 }
 
 void route_tokenize(sp_server *s, const json_t *body, reply *r) {
-    if (not_ready(s, r)) return;
+    if (server_not_ready(s, r)) return;
     const sp_engine_info *info = sp_engine_get_info(s->engine);
     api_error err = {0};
     int32_t *ids = NULL;
@@ -447,7 +452,7 @@ void route_tokenize(sp_server *s, const json_t *body, reply *r) {
 }
 
 void route_detokenize(sp_server *s, const json_t *body, reply *r) {
-    if (not_ready(s, r)) return;
+    if (server_not_ready(s, r)) return;
     const sp_engine_info *info = sp_engine_get_info(s->engine);
     api_error err = {0};
     json_t *t = json_object_get(body, "tokens");

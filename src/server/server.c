@@ -47,7 +47,8 @@ void sp_server_opts_default(sp_server_opts *o) {
 static void add_cors(const sp_server *s, struct MHD_Response *resp) {
     if (!s->cors_origin) return;
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", s->cors_origin);
-    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, x-api-key, anthropic-version");
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
 }
 
@@ -66,8 +67,37 @@ void reply_json(reply *r, int status, json_t *body) {
     MHD_add_response_header(r->resp, "Content-Type", "application/json");
 }
 
-/* {"error": {...}} as the OpenAI API writes errors. */
-static json_t *error_body(const api_error *e) {
+/* Anthropic's error types by status (its API reference, "Errors"). */
+static const char *anthropic_type(int status) {
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 503:
+    case 529:
+        return "overloaded_error";
+    default:
+        return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
+/* {"error": {...}} as the OpenAI API writes errors; Anthropic's shape names
+ * the JSON path inside the message, as Anthropic's own errors do. */
+json_t *error_json(const api_error *e, err_style style) {
+    if (style == ERR_ANTHROPIC) {
+        char msg[1400];
+        snprintf(msg, sizeof msg, "%s%s%s", e->param[0] ? e->param : "", e->param[0] ? ": " : "",
+                 e->message);
+        return json_pack("{s:s, s:{s:s, s:o}}", "type", "error", "error", "type",
+                         anthropic_type(e->status), "message", json_text(msg, strlen(msg)));
+    }
     json_t *err =
         json_pack("{s:o, s:s, s:o, s:o}", "message", json_text(e->message, strlen(e->message)),
                   "type", e->type ? e->type : "invalid_request_error", "param",
@@ -76,8 +106,13 @@ static json_t *error_body(const api_error *e) {
     return json_pack("{s:o}", "error", err);
 }
 
+/* The Anthropic routes answer errors in Anthropic's shape. */
+static err_style url_style(const char *url) {
+    return strncmp(url, "/v1/messages", 12) ? ERR_OPENAI : ERR_ANTHROPIC;
+}
+
 void reply_error(reply *r, const api_error *e) {
-    reply_json(r, e->status, error_body(e));
+    reply_json(r, e->status, error_json(e, r->style));
     if (e->status == 503) MHD_add_response_header(r->resp, "Retry-After", "1");
     if (e->status == 401) MHD_add_response_header(r->resp, "WWW-Authenticate", "Bearer");
 }
@@ -99,11 +134,13 @@ static int const_time_eq(const char *a, const char *b) {
     return diff == 0;
 }
 
+/* Authorization: Bearer KEY, or x-api-key: KEY (Anthropic's clients). */
 static int authorized(const sp_server *s, struct MHD_Connection *c) {
     if (!s->api_key) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
-    return const_time_eq(h + 7, s->api_key);
+    if (h && !strncasecmp(h, "Bearer ", 7) && const_time_eq(h + 7, s->api_key)) return 1;
+    const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key");
+    return x && const_time_eq(x, s->api_key);
 }
 
 /* Parses the collected body: invalid UTF-8 and invalid JSON are 400s. */
@@ -129,7 +166,11 @@ typedef enum route_id {
     R_HEALTH,
     R_METRICS,
     R_TOKENIZE,
-    R_DETOKENIZE
+    R_DETOKENIZE,
+    R_EMBEDDINGS,
+    R_MESSAGES,
+    R_COUNT_TOKENS,
+    R_RESPONSES
 } route_id;
 
 static const struct {
@@ -147,6 +188,12 @@ static const struct {
     {"/metrics", "GET", R_METRICS},
     {"/tokenize", "POST", R_TOKENIZE},
     {"/detokenize", "POST", R_DETOKENIZE},
+    {"/v1/embeddings", "POST", R_EMBEDDINGS},
+    {"/embeddings", "POST", R_EMBEDDINGS},
+    {"/v1/messages", "POST", R_MESSAGES},
+    {"/v1/messages/count_tokens", "POST", R_COUNT_TOKENS},
+    {"/v1/responses", "POST", R_RESPONSES},
+    {"/responses", "POST", R_RESPONSES},
 };
 
 /* Finds the route; *wrong_method is set when the path exists. */
@@ -175,7 +222,8 @@ static void dispatch(sp_server *s, struct MHD_Connection *c, const char *url, co
         return;
     }
     if (id != R_HEALTH && !authorized(s, c)) {
-        api_fail(&err, 401, NULL, "missing or invalid API key (Authorization: Bearer ...)");
+        api_fail(&err, 401, NULL,
+                 "missing or invalid API key (Authorization: Bearer ... or x-api-key: ...)");
         err.code = "invalid_api_key";
         reply_error(r, &err);
         return;
@@ -207,6 +255,18 @@ static void dispatch(sp_server *s, struct MHD_Connection *c, const char *url, co
     case R_DETOKENIZE:
         route_detokenize(s, body, r);
         break;
+    case R_EMBEDDINGS:
+        route_embeddings(s, body, r);
+        break;
+    case R_MESSAGES:
+        route_messages(s, body, r, cn->id);
+        break;
+    case R_COUNT_TOKENS:
+        route_count_tokens(s, body, r);
+        break;
+    case R_RESPONSES:
+        route_responses(s, body, r, cn->id);
+        break;
     default:
         break;
     }
@@ -234,7 +294,7 @@ static enum MHD_Result reject_too_big(sp_server *s, struct MHD_Connection *c, co
     api_error err;
     api_fail(&err, 413, NULL, "the request body is larger than %zu bytes (--max-body)",
              s->opts.max_body);
-    reply r = {.conn = c};
+    reply r = {.conn = c, .style = url_style(url)};
     reply_error(&r, &err);
     add_cors(s, r.resp);
     enum MHD_Result ret = MHD_queue_response(c, 413, r.resp);
@@ -277,14 +337,15 @@ static void answer_413_now(sp_server *s, struct MHD_Connection *c, conn *cn, con
     api_error err;
     api_fail(&err, 413, NULL, "the request body is larger than %zu bytes (--max-body)",
              s->opts.max_body);
-    json_t *j = error_body(&err);
+    json_t *j = error_json(&err, url_style(url));
     char *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     char cors[512] = "", head[1024];
     if (s->cors_origin)
         snprintf(cors, sizeof cors,
                  "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Headers: "
-                 "Authorization, Content-Type\r\nAccess-Control-Allow-Methods: GET, POST, "
+                 "Authorization, Content-Type, x-api-key, "
+                 "anthropic-version\r\nAccess-Control-Allow-Methods: GET, POST, "
                  "OPTIONS\r\n",
                  s->cors_origin);
     int hl = snprintf(head, sizeof head,
@@ -363,7 +424,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (cn->answered) return MHD_YES;
     conn_guard_mark(s->guard, c, 1);
-    reply r = {.conn = c};
+    reply r = {.conn = c, .style = url_style(url)};
     if (cn->too_big) {
         api_error err;
         api_fail(&err, 413, NULL, "the request body is larger than %zu bytes (--max-body)",

@@ -58,8 +58,14 @@ typedef struct api_error {
 void api_fail(api_error *e, int status, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Error bodies: OpenAI's {"error": {message, type, param, code}} or, on
+ * the Anthropic routes, {"type": "error", "error": {type, message}}. */
+typedef enum err_style { ERR_OPENAI = 0, ERR_ANTHROPIC } err_style;
+json_t *error_json(const api_error *e, err_style style);
+
 /* What a handler answers: a response (with its status) ready to queue. */
 typedef struct reply {
+    err_style style; /* of reply_error */
     int status;
     struct MHD_Response *resp;
     /* for the request log line */
@@ -197,12 +203,101 @@ int choices_all_done(const choices *c);
 void choices_cancel(choices *c);
 void choices_release(choices *c);
 
+/* routes.c helpers the other APIs share: 503 (and 1) unless the model is
+ * loaded; a submit failure as its HTTP answer (param names the prompt). */
+int server_not_ready(sp_server *s, reply *r);
+void api_submit_error(const sp_error *e, const char *param, api_error *err);
+
+/* ---- output blocks (blocks.c) ----
+ * Anthropic's content blocks and the Responses API's output items are the
+ * same sequence: reasoning, text and tool calls, each opened, grown by
+ * deltas and closed. blk_feed turns a request's chat events into it, for
+ * the JSON answer and the stream alike, so both agree by construction. */
+typedef enum blk_kind { BLK_NONE = 0, BLK_TEXT, BLK_THINKING, BLK_TOOL } blk_kind;
+
+typedef struct blk_sink {
+    void *ctx;
+    /* index: 0, 1, ... in order; a tool block has the call's id and name */
+    void (*open)(void *ctx, int index, blk_kind kind, const sp_chat_ev *start);
+    void (*delta)(void *ctx, int index, blk_kind kind, const char *text, size_t len);
+    void (*close)(void *ctx, int index, blk_kind kind);
+} blk_sink;
+
+typedef struct blk_state {
+    blk_kind cur;
+    int next; /* blocks opened so far */
+} blk_state;
+
+void blk_feed(blk_state *st, const sp_chat_evs *evs, const blk_sink *sink);
+void blk_end(blk_state *st, const blk_sink *sink);
+
+/* Validates a translated chat body and submits it as one choice: parse,
+ * output setup, submit. On failure *err is set and nothing stays
+ * submitted (g freed). */
+int gen_submit_one(sp_server *s, const json_t *chat_body, const sp_engine_info *info, gen_req *g,
+                   choices *ch, struct MHD_Connection *conn, api_error *err);
+/* Runs a submitted single choice to its end, feeding its output blocks to
+ * sink; *fin gets the FINISH event, *calls the tool calls made. 0, or -1
+ * with *err (cancelled: 503; failed: 500). */
+int gen_collect_blocks(const gen_req *g, choices *ch, const sp_engine_info *info,
+                       struct MHD_Connection *conn, const blk_sink *sink, sp_event *fin, int *calls,
+                       api_error *err);
+
+/* ---- a one-choice SSE stream in a given event format (sse.c) ---- */
+typedef struct sse sse;
+typedef struct sse_fmt {
+    void (*begin)(sse *st);
+    void (*open)(sse *st, int index, blk_kind kind, const sp_chat_ev *start);
+    void (*delta)(sse *st, int index, blk_kind kind, const char *text, size_t len);
+    void (*close)(sse *st, int index, blk_kind kind);
+    void (*finish)(sse *st, const sp_event *fin, int calls); /* generation ended well */
+    void (*fail)(sse *st, const api_error *e);               /* it failed or was cancelled */
+    void (*keepalive)(sse *st);                              /* NULL: an SSE comment */
+    void (*free_ctx)(void *ctx);
+} sse_fmt;
+
+/* Takes over *ch, *g and ctx (freed with fmt->free_ctx), also when it
+ * returns NULL (out of memory). log_name names the route in the log line. */
+struct MHD_Response *sse_response(sp_server *s, choices *ch, gen_req *g, uint64_t id,
+                                  struct MHD_Connection *conn, const sse_fmt *fmt, void *ctx,
+                                  const char *log_name);
+void *sse_ctx(sse *st);
+const gen_req *sse_req(sse *st);
+/* "event: NAME\ndata: JSON\n\n" (steals data; name NULL: no event line). */
+void sse_event(sse *st, const char *name, json_t *data);
+
+/* A random id: prefix + 24 letters and digits. */
+void random_id(char *out, size_t cap, const char *prefix);
+
 /* Handlers. */
 /* The chat page (webui.c): answers GET / and the page's files; 0 when url is
  * none of them (or --no-webui), then the API routes take it. */
 int webui_route(sp_server *s, struct MHD_Connection *c, const char *url, const char *method,
                 reply *r);
 void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply *r, uint64_t id);
+void route_embeddings(sp_server *s, const json_t *body, reply *r);
+void route_messages(sp_server *s, const json_t *body, reply *r, uint64_t id);
+void route_count_tokens(sp_server *s, const json_t *body, reply *r);
+void route_responses(sp_server *s, const json_t *body, reply *r, uint64_t id);
+
+/* Request translation, exposed for the fuzz target: the Anthropic Messages
+ * and the Responses bodies become chat-completions bodies (*chat, a new
+ * reference, "stream" left out), 0; or -1 with a 400 in *err naming the
+ * field. count_only: /v1/messages/count_tokens (max_tokens not needed). */
+int anthropic_to_chat(const json_t *body, int count_only, json_t **chat, api_error *err);
+int responses_to_chat(const json_t *body, json_t **chat, api_error *err);
+/* The embeddings request: inputs tokenized (or taken as ids), checked. */
+typedef struct embed_req {
+    int32_t *ids; /* all inputs back to back (owned) */
+    int *len;     /* tokens per input (owned) */
+    int n_inputs;
+    size_t n_ids;
+    int base64;     /* encoding_format */
+    int dimensions; /* 0: the model's */
+} embed_req;
+int parse_embed_request(const json_t *body, const sp_engine_info *info, embed_req *q,
+                        api_error *err);
+void embed_req_free(embed_req *q);
 void route_models(sp_server *s, reply *r);
 void route_health(sp_server *s, reply *r);
 void route_metrics(sp_server *s, reply *r);

@@ -13,10 +13,14 @@ shared="$(realpath "$2")"
 build="$(realpath "$3")"
 shift 3
 
-if [[ ! -f "$here/node_modules/openai/package.json" || ! -f "$here/node_modules/playwright-core/package.json" ]]; then
-    echo "e2e: installing node packages (npm ci)" >&2
-    (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# (again whenever one of package.json's packages is missing, e.g. one added)
+for pkg in openai playwright-core @anthropic-ai/sdk; do
+    if [[ ! -f "$here/node_modules/$pkg/package.json" ]]; then
+        echo "e2e: installing node packages (npm ci)" >&2
+        (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+        break
+    fi
+done
 
 model="${SPINDLE_MODEL:-}"
 if [[ -z "$model" ]]; then

@@ -380,6 +380,35 @@ def request_seeds():
          "stop": "x", "ignore_eos": True},
         {"prompt": [1, 2, 3, 4], "temperature": 0},
         {"prompt": ["single string in an array"], "stream": False},
+        # Anthropic Messages
+        {"model": "m", "max_tokens": 64, "system": [{"type": "text", "text": "Be brief."}],
+         "messages": [{"role": "user", "content": "Weather?"},
+                      {"role": "assistant", "content": [
+                          {"type": "thinking", "thinking": "t", "signature": ""},
+                          {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                           "input": {"city": "Paris"}}]},
+                      {"role": "user", "content": [
+                          {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
+                          {"type": "text", "text": "thanks"}]}],
+         "tools": [{"name": "get_weather", "description": "d",
+                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+         "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+         "thinking": {"type": "enabled", "budget_tokens": 1024}, "stop_sequences": ["END"],
+         "temperature": 0.5, "top_k": 5, "metadata": {"user_id": "u"}, "stream": True},
+        # OpenAI Responses
+        {"model": "m", "instructions": "Be brief.", "max_output_tokens": 32, "store": False,
+         "input": [{"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]},
+                   {"type": "reasoning", "content": [{"type": "reasoning_text", "text": "r"}]},
+                   {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+                    "arguments": "{\"city\": \"Paris\"}"},
+                   {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}],
+         "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}],
+         "tool_choice": {"type": "function", "name": "get_weather"},
+         "text": {"format": {"type": "text"}}, "reasoning": {"effort": "none"}},
+        # embeddings
+        {"model": "m", "input": ["first text", [1, 2, 3]], "encoding_format": "base64",
+         "dimensions": 16},
+        {"input": "a single text", "encoding_format": "float"},
     ]
     for i, b in enumerate(bodies):
         put("request", "body%d.json" % i, json.dumps(b))
