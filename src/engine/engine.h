@@ -22,6 +22,7 @@
 
 #include "base/status.h"
 #include "chat/template.h"
+#include "chat/grammar.h"
 #include "engine/constrain.h"
 #include "engine/sampling.h"
 #include "model/model.h"
@@ -102,6 +103,12 @@ typedef struct sp_request_params {
     /* tool_choice enforcement (constrain.h); copied; NULL: no constraint */
     const sp_tool_constraint *constraint;
     int keep_special; /* the text keeps special tokens (stop strings see them too) */
+    /* structured output (engine/gmask.h): retained; NULL: none. Ignored
+     * while a tool constraint applies. The think markers leave a reasoning
+     * block free before it (NULL: none). */
+    sp_grammar *grammar;
+    const char *think_open, *think_close;
+    int in_think;
 } sp_request_params;
 
 #define SP_MAX_TOP_LOGPROBS 20

@@ -12,6 +12,7 @@
 #include "engine/blocks.h"
 #include "engine/engine.h"
 #include "engine/fault.h"
+#include "engine/gmask.h"
 
 /* Debug builds check that engine-private state is touched only by the engine
  * thread (DESIGN.md section 1). */
@@ -51,6 +52,9 @@ struct sp_request {
     int logprobs, top_logprobs;
     sp_tool_constraint *constraint; /* NULL: free output */
     int keep_special;
+    sp_grammar *grammar; /* structured output (retained); NULL: none */
+    char think_open[32], think_close[32];
+    int in_think;
     double t_submit;
 
     struct sp_request *next_queued; /* engine queue link (under engine mu) */
@@ -111,7 +115,8 @@ struct sp_engine {
     sp_seq_input *inputs;
     seq **batch;
     unsigned char *failed;     /* per batch entry: its forward failed */
-    sp_cons_vocab *cons_vocab; /* token texts, built for the first constrained request */
+    sp_cons_vocab *cons_vocab; /* token texts, built at load */
+    sp_gvocab *gvocab;         /* their trie (structured output), built at load */
 
     /* the watchdog's heartbeat: written by the engine thread around every
      * step, read by sp_engine_get_state from any thread. Atomics, no lock, so

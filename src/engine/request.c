@@ -42,6 +42,12 @@ sp_request *sp_request_new(const sp_request_params *p, uint64_t id) {
     r->top_logprobs = p->top_logprobs;
     r->keep_special = p->keep_special;
     if (p->constraint && !(r->constraint = sp_tool_constraint_copy(p->constraint))) goto fail;
+    r->grammar = sp_grammar_retain(p->grammar);
+    if (p->think_close && strlen(p->think_close) < sizeof r->think_close)
+        strcpy(r->think_close, p->think_close);
+    if (p->think_open && strlen(p->think_open) < sizeof r->think_open)
+        strcpy(r->think_open, p->think_open);
+    r->in_think = p->in_think;
     r->t_submit = sp_now_ms();
     return r;
 fail:
@@ -61,6 +67,7 @@ static void request_free(sp_request *r) {
     free(r->stop);
     free(r->bias);
     free(r->constraint);
+    sp_grammar_release(r->grammar);
     free(r->prompt);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
