@@ -73,17 +73,18 @@ static const char LENGTHS[] =
 
 /* 50 properties of mixed kinds, half of them required. */
 static char *fifty(void) {
-    static const char *kinds[] = {"{\"type\":\"string\"}", "{\"type\":\"integer\"}",
-                                  "{\"type\":\"boolean\"}", "{\"enum\":[\"a\",\"b\",\"c\"]}",
-                                  "{\"type\":\"number\"}",
-                                  "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}"};
+    static const char *kinds[] = {
+        "{\"type\":\"string\"}",  "{\"type\":\"integer\"}",
+        "{\"type\":\"boolean\"}", "{\"enum\":[\"a\",\"b\",\"c\"]}",
+        "{\"type\":\"number\"}",  "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}"};
     size_t cap = 8192, n = 0;
     char *s = malloc(cap);
     n += (size_t)snprintf(s + n, cap - n, "{\"type\":\"object\",\"properties\":{");
     for (int i = 0; i < 50; i++)
         n += (size_t)snprintf(s + n, cap - n, "%s\"field_%d\":%s", i ? "," : "", i, kinds[i % 6]);
     n += (size_t)snprintf(s + n, cap - n, "},\"required\":[");
-    for (int i = 0; i < 50; i += 2) n += (size_t)snprintf(s + n, cap - n, "%s\"field_%d\"", i ? "," : "", i);
+    for (int i = 0; i < 50; i += 2)
+        n += (size_t)snprintf(s + n, cap - n, "%s\"field_%d\"", i ? "," : "", i);
     snprintf(s + n, cap - n, "],\"additionalProperties\":false}");
     return s;
 }
@@ -142,7 +143,8 @@ static void run(const char *name, const char *schema, const sp_tokenizer *tok,
             times[n_t++] = now_us() - t0;
             sp_gmatch_stats(m, &mi1, &hi1);
             if (getenv("TRACE"))
-                fprintf(stderr, "step %d %s %.1f us allowed %d\n", step, mi1 > mi0 ? "miss" : "hit ", times[n_t - 1], n);
+                fprintf(stderr, "step %d %s %.1f us allowed %d\n", step,
+                        mi1 > mi0 ? "miss" : "hit ", times[n_t - 1], n);
             if (getenv("FILL_ONLY")) { /* the mask alone, again (cached now) */
                 static uint64_t bits[4096];
                 t0 = now_us();
@@ -175,8 +177,8 @@ static void run(const char *name, const char *schema, const sp_tokenizer *tok,
     qsort(times, n_t, sizeof *times, cmp_d);
     double sum = 0;
     for (size_t i = 0; i < n_t; i++) sum += times[i];
-    printf("| %-10s | %6.2f | %5zu | %7.1f | %7.1f | %7.1f | %8.0f | %ld/%ld | %d/%d |\n", name, cms,
-           n_t, times[n_t / 2], times[n_t * 9 / 10], sum / (double)n_t, times[n_t - 1], misses,
+    printf("| %-10s | %6.2f | %5zu | %7.1f | %7.1f | %7.1f | %8.0f | %ld/%ld | %d/%d |\n", name,
+           cms, n_t, times[n_t / 2], times[n_t * 9 / 10], sum / (double)n_t, times[n_t - 1], misses,
            misses + hits, ok_docs, docs);
     free(logits);
     free(times);
@@ -200,8 +202,8 @@ int main(int argc, char **argv) {
     double t1 = now_us();
     sp_gvocab *gv = sp_gvocab_new(cv);
     double t2 = now_us();
-    printf("vocab %d: token texts %.0f ms, trie %.0f ms (%d nodes)\n",
-           sp_tokenizer_vocab_size(tok), (t1 - t0) / 1e3, (t2 - t1) / 1e3, sp_gvocab_nodes(gv));
+    printf("vocab %d: token texts %.0f ms, trie %.0f ms (%d nodes)\n", sp_tokenizer_vocab_size(tok),
+           (t1 - t0) / 1e3, (t2 - t1) / 1e3, sp_gvocab_nodes(gv));
     char *f = fifty();
     double cms;
     sp_grammar *g = compile(f, &cms);

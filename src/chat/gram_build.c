@@ -14,6 +14,7 @@ typedef struct builder {
     const g_dfa *dfas;
     int n_rules;
     int32_t *base; /* rule -> first global state */
+    int32_t *rule; /* global state -> rule */
     int32_t n;     /* global states */
     int32_t ncls;
     uint8_t cls[256];
@@ -28,36 +29,38 @@ typedef struct builder {
     int err;
 } builder;
 
-/* Bytes that every DFA treats alike share a class. */
+/* Bytes that every DFA treats alike share a class: columns hashed row by
+ * row (cache friendly), then checked; a hash collision (never seen) falls
+ * back to one class per byte, which is always right. */
 static void byte_classes(builder *b) {
     uint64_t h[256];
-    for (int c = 0; c < 256; c++) {
-        uint64_t x = 1469598103934665603ull;
-        for (int r = 0; r < b->n_rules; r++)
-            for (int32_t s = 0; s < b->dfas[r].n; s++)
-                x = (x ^ (uint32_t)b->dfas[r].next[(size_t)s * 256 + c]) * 1099511628211ull;
-        h[c] = x;
-    }
+    for (int c = 0; c < 256; c++) h[c] = 1469598103934665603ull;
+    for (int r = 0; r < b->n_rules; r++)
+        for (int32_t s = 0; s < b->dfas[r].n; s++) {
+            const int32_t *row = b->dfas[r].next + (size_t)s * 256;
+            for (int c = 0; c < 256; c++) h[c] = (h[c] ^ (uint32_t)row[c]) * 1099511628211ull;
+        }
     b->ncls = 0;
     for (int c = 0; c < 256; c++) {
         int k = 0;
-        for (; k < b->ncls; k++) {
-            int same = h[b->rep[k]] == h[c];
-            for (int r = 0; same && r < b->n_rules; r++)
-                for (int32_t s = 0; same && s < b->dfas[r].n; s++)
-                    same = b->dfas[r].next[(size_t)s * 256 + c] ==
-                           b->dfas[r].next[(size_t)s * 256 + b->rep[k]];
-            if (same) break;
-        }
+        while (k < b->ncls && h[b->rep[k]] != h[c]) k++;
         if (k == b->ncls) b->rep[b->ncls++] = (uint8_t)c;
         b->cls[c] = (uint8_t)k;
+    }
+    int same = 1;
+    for (int r = 0; r < b->n_rules && same; r++)
+        for (int32_t s = 0; s < b->dfas[r].n && same; s++) {
+            const int32_t *row = b->dfas[r].next + (size_t)s * 256;
+            for (int c = 0; c < 256 && same; c++) same = row[c] == row[b->rep[b->cls[c]]];
+        }
+    if (!same) {
+        b->ncls = 256;
+        for (int c = 0; c < 256; c++) b->cls[c] = b->rep[c] = (uint8_t)c;
     }
 }
 
 static int32_t rule_of(const builder *b, int32_t s) {
-    int r = 0;
-    while (r + 1 < b->n_rules && b->base[r + 1] <= s) r++;
-    return r;
+    return b->rule[s];
 }
 
 static int32_t new_act(builder *b, int32_t target, const int32_t *push, int32_t n) {
@@ -243,6 +246,7 @@ static int prune(builder *b) {
 
 static void builder_free(builder *b) {
     free(b->base);
+    free(b->rule);
     free(b->dead);
     free(b->tab);
     free(b->act);
@@ -297,8 +301,11 @@ int g_build(const g_dfa *dfas, int n_rules, sp_grammar **out, char *msg, size_t 
                  G_MAX_DFA_STATES);
         goto done;
     }
-    byte_classes(&b);
     rc = SP_GRAM_ENOMEM;
+    if (!(b.rule = malloc((size_t)b.n * sizeof *b.rule + 1))) goto done;
+    for (int r = 0; r < n_rules; r++)
+        for (int32_t s = 0; s < dfas[r].n; s++) b.rule[b.base[r] + s] = r;
+    byte_classes(&b);
     b.dead = calloc((size_t)b.n, 1);
     b.tab = malloc((size_t)b.n * b.ncls * sizeof *b.tab);
     b.need = malloc((size_t)b.n * sizeof *b.need);

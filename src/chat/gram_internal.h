@@ -46,8 +46,8 @@ void g_eps(g_nfa *a, int32_t from, int32_t to);
 void g_call(g_nfa *a, int32_t from, int32_t to, int32_t rule);
 void g_nfa_free(g_nfa *a);
 
-g_frag g_empty(g_nfa *a);                 /* the empty string */
-g_frag g_never(g_nfa *a);                 /* no string at all */
+g_frag g_empty(g_nfa *a); /* the empty string */
+g_frag g_never(g_nfa *a); /* no string at all */
 g_frag g_lit(g_nfa *a, const char *s, size_t n);
 g_frag g_range(g_nfa *a, unsigned lo, unsigned hi);
 g_frag g_cat(g_nfa *a, g_frag x, g_frag y);

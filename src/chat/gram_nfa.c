@@ -296,7 +296,15 @@ static void closure(det *d, const int32_t *seeds, int32_t n) {
             }
         }
     }
-    qsort(d->buf, (size_t)d->n_buf, sizeof *d->buf, cmp_i32);
+    if (d->n_buf > 16) {
+        qsort(d->buf, (size_t)d->n_buf, sizeof *d->buf, cmp_i32);
+        return;
+    }
+    for (int32_t i = 1; i < d->n_buf; i++) { /* small sets: insertion sort */
+        int32_t x = d->buf[i], j = i;
+        while (j > 0 && d->buf[j - 1] > x) d->buf[j] = d->buf[j - 1], j--;
+        d->buf[j] = x;
+    }
 }
 
 /* Interns d->buf as a DFA state (adding it when new); -1 on error. */

@@ -344,7 +344,8 @@ static int add_class(cpset *s, char k) {
              cp_add(&t, 'a', 'z');
         break;
     default: /* s */
-        for (size_t i = 0; i < sizeof ws / sizeof *ws && !rc; i += 2) rc = cp_add(&t, ws[i], ws[i + 1]);
+        for (size_t i = 0; i < sizeof ws / sizeof *ws && !rc; i += 2)
+            rc = cp_add(&t, ws[i], ws[i + 1]);
     }
     if (!rc && k >= 'A' && k <= 'Z') rc = cp_negate(&t);
     for (int i = 0; !rc && i < t.n; i++) rc = cp_add(s, t.r[2 * i], t.r[2 * i + 1]);

@@ -56,7 +56,8 @@ static size_t path_key(sc *c, const char *key) {
 static size_t path_index(sc *c, const char *key, size_t i) {
     size_t old = path_key(c, key);
     int n = snprintf(c->path + c->plen, sizeof c->path - c->plen, "[%zu]", i);
-    if (n > 0) c->plen = c->plen + (size_t)n < sizeof c->path ? c->plen + (size_t)n : sizeof c->path - 1;
+    if (n > 0)
+        c->plen = c->plen + (size_t)n < sizeof c->path ? c->plen + (size_t)n : sizeof c->path - 1;
     return old;
 }
 
@@ -72,16 +73,34 @@ static int failed(const sc *c) {
 /* ---- keywords ---- */
 
 static const char *const annotations[] = {
-    "title",   "description", "default",  "examples",    "$schema",     "$id",
-    "$comment", "deprecated", "readOnly", "writeOnly",   "$defs",       "definitions",
-    "$anchor", "discriminator", "contentMediaType", "contentEncoding", NULL};
+    "title",    "description",   "default",          "examples",        "$schema", "$id",
+    "$comment", "deprecated",    "readOnly",         "writeOnly",       "$defs",   "definitions",
+    "$anchor",  "discriminator", "contentMediaType", "contentEncoding", NULL};
 
-static const char *const supported[] = {
-    "type",    "enum",      "const",     "anyOf",    "oneOf",     "allOf",
-    "$ref",    "properties", "required", "additionalProperties", "unevaluatedProperties",
-    "items",   "prefixItems", "minItems", "maxItems", "minLength", "maxLength",
-    "pattern", "format",    "minimum",   "maximum",  "exclusiveMinimum", "exclusiveMaximum",
-    NULL};
+static const char *const supported[] = {"type",
+                                        "enum",
+                                        "const",
+                                        "anyOf",
+                                        "oneOf",
+                                        "allOf",
+                                        "$ref",
+                                        "properties",
+                                        "required",
+                                        "additionalProperties",
+                                        "unevaluatedProperties",
+                                        "items",
+                                        "prefixItems",
+                                        "minItems",
+                                        "maxItems",
+                                        "minLength",
+                                        "maxLength",
+                                        "pattern",
+                                        "format",
+                                        "minimum",
+                                        "maximum",
+                                        "exclusiveMinimum",
+                                        "exclusiveMaximum",
+                                        NULL};
 
 static int in_list(const char *const *l, const char *k) {
     for (; *l; l++)
@@ -267,9 +286,9 @@ static g_frag number(sc *c, const json_t *s) {
         f = g_alt(a, f, g_cat(a, nonneg_range(c, plo, phi), raw_regex(c, NUM_FRAC, 0)));
     long long nlo = -rhi > 0 ? -rhi : 0, nhi = -rlo - 1; /* -(i + f) */
     if (nlo <= nhi && nhi >= 0)
-        f = g_alt(a, f,
-                  g_cat(a, lit(c, "-"),
-                        g_cat(a, nonneg_range(c, nlo, nhi), raw_regex(c, NUM_FRAC, 0))));
+        f = g_alt(
+            a, f,
+            g_cat(a, lit(c, "-"), g_cat(a, nonneg_range(c, nlo, nhi), raw_regex(c, NUM_FRAC, 0))));
     return f;
 }
 
@@ -301,8 +320,7 @@ static int length_bound(sc *c, const json_t *s, const char *key, long long *out)
         rc = failf(c, SP_GRAM_EINVALID, key, "%s at %s must be a non-negative integer", key,
                    c->path);
     else if (json_integer_value(v) > G_MAX_REPEAT)
-        rc = failf(c, SP_GRAM_ETOO_LARGE, key, "%s at %s is above %d", key, c->path,
-                   G_MAX_REPEAT);
+        rc = failf(c, SP_GRAM_ETOO_LARGE, key, "%s at %s is above %d", key, c->path, G_MAX_REPEAT);
     else
         *out = json_integer_value(v);
     path_pop(c, old);
@@ -348,10 +366,10 @@ static g_frag string_content(sc *c, const json_t *s) {
             p = g_never(a);
         } else if (g_regex(a, json_string_value(pat), json_string_length(pat), 1, 1, &p, msg,
                            sizeof msg)) {
-            failf(c, strstr(msg, "not supported") || strstr(msg, "unsupported") ||
-                             strstr(msg, "above")
-                         ? SP_GRAM_EUNSUPPORTED
-                         : SP_GRAM_EINVALID,
+            failf(c,
+                  strstr(msg, "not supported") || strstr(msg, "unsupported") || strstr(msg, "above")
+                      ? SP_GRAM_EUNSUPPORTED
+                      : SP_GRAM_EINVALID,
                   "pattern", "pattern at %s: %s", c->path, msg);
             p = g_never(a);
         }
@@ -426,7 +444,8 @@ static g_frag any_body(sc *c) {
     g_nfa *a = &c->a;
     g_frag f = g_alt(a, any_object(c), any_array(c));
     f = g_alt(a, f, any_string(a));
-    f = g_alt(a, f, raw_regex(c, "-?(0|[1-9][0-9]{0,14})(\\.[0-9]{1,15})?([eE][+-]?[0-9]{1,2})?", 0));
+    f = g_alt(a, f,
+              raw_regex(c, "-?(0|[1-9][0-9]{0,14})(\\.[0-9]{1,15})?([eE][+-]?[0-9]{1,2})?", 0));
     return g_alt(a, g_alt(a, f, g_alt(a, lit(c, "true"), lit(c, "false"))), lit(c, "null"));
 }
 
@@ -468,8 +487,9 @@ static g_frag ref(sc *c, const json_t *s) {
     const json_t *t = json_is_string(r) ? ref_target(c, json_string_value(r)) : NULL;
     g_frag f;
     if (!t) {
-        failf(c, json_is_string(r) && json_string_value(r)[0] != '#' ? SP_GRAM_EUNSUPPORTED
-                                                                      : SP_GRAM_EINVALID,
+        failf(c,
+              json_is_string(r) && json_string_value(r)[0] != '#' ? SP_GRAM_EUNSUPPORTED
+                                                                  : SP_GRAM_EINVALID,
               "$ref", "$ref at %s: '%s' is not a reference to this schema (#/...) that exists",
               c->path, json_is_string(r) ? json_string_value(r) : "?");
         f = g_never(&c->a);
@@ -570,7 +590,8 @@ static g_frag array(sc *c, const json_t *s) {
 static int is_required(const json_t *req, const char *name) {
     size_t i;
     json_t *v;
-    json_array_foreach(req, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), name)) return 1;
+    json_array_foreach(req, i,
+                       v) if (json_is_string(v) && !strcmp(json_string_value(v), name)) return 1;
     return 0;
 }
 
@@ -619,7 +640,8 @@ static void extra_members(sc *c, tracks *t, const json_t *s, const json_t *ap) {
     const char *k;
     json_t *v;
     json_object_foreach(props, k, v) names = g_alt(a, names, key_text(c, k));
-    g_frag key = json_object_size(props) ? g_frag_product(a, any_string(a), names, 1) : any_string(a);
+    g_frag key =
+        json_object_size(props) ? g_frag_product(a, any_string(a), names, 1) : any_string(a);
     size_t old = path_key(c, "additionalProperties");
     g_frag m = member(c, key, json_is_true(ap) ? any_value(c) : compile(c, ap));
     path_pop(c, old);
@@ -689,8 +711,8 @@ static g_frag object(sc *c, const json_t *s) {
 enum { T_NULL = 1, T_BOOL = 2, T_INT = 4, T_FRAC = 8, T_STR = 16, T_ARR = 32, T_OBJ = 64 };
 
 static int type_bit(const char *t) {
-    static const char *names[] = {"null", "boolean", "integer", "number", "string", "array",
-                                  "object"};
+    static const char *names[] = {"null",   "boolean", "integer", "number",
+                                  "string", "array",   "object"};
     static const int bits[] = {T_NULL, T_BOOL, T_INT, T_INT | T_FRAC, T_STR, T_ARR, T_OBJ};
     for (int i = 0; i < 7; i++)
         if (!strcmp(names[i], t)) return bits[i];
@@ -795,8 +817,7 @@ static g_frag alternatives(sc *c, const json_t *s, const char *key) {
     json_t *alts = json_object_get(s, key);
     g_nfa *a = &c->a;
     if (!json_is_array(alts) || !json_array_size(alts))
-        return failf(c, SP_GRAM_EINVALID, key, "%s at %s must be a non-empty array", key,
-                     c->path),
+        return failf(c, SP_GRAM_EINVALID, key, "%s at %s must be a non-empty array", key, c->path),
                g_never(a);
     size_t n = json_array_size(alts), i;
     int one = !strcmp(key, "oneOf"), seen = 0, overlap = 0;
@@ -872,7 +893,8 @@ static g_frag by_type(sc *c, const json_t *s) {
     if (!json_object_get(s, "type")) { /* infer from the keywords (a subset is sound) */
         int t = 0;
         if (json_object_get(s, "properties") || json_object_get(s, "required") ||
-            json_object_get(s, "additionalProperties") || json_object_get(s, "unevaluatedProperties"))
+            json_object_get(s, "additionalProperties") ||
+            json_object_get(s, "unevaluatedProperties"))
             t |= T_OBJ;
         if (json_object_get(s, "items") || json_object_get(s, "prefixItems") ||
             json_object_get(s, "minItems") || json_object_get(s, "maxItems"))
@@ -911,8 +933,7 @@ static g_frag compile(sc *c, const json_t *s) {
     if (check_keywords(c, s)) return g_never(a);
     if (++c->nest > 256) {
         c->nest--;
-        return failf(c, SP_GRAM_ETOO_LARGE, "", "the schema nests deeper than 256 at %s",
-                     c->path),
+        return failf(c, SP_GRAM_ETOO_LARGE, "", "the schema nests deeper than 256 at %s", c->path),
                g_never(a);
     }
     g_frag f;
@@ -1014,9 +1035,9 @@ sp_gram_status sp_grammar_from_regex(const char *re, sp_grammar **out, sp_gram_e
     g_frag f;
     char msg[200];
     if (g_regex(&c.a, re, strlen(re), 0, 0, &f, msg, sizeof msg)) {
-        failf(&c, strstr(msg, "not supported") || strstr(msg, "unsupported")
-                      ? SP_GRAM_EUNSUPPORTED
-                      : SP_GRAM_EINVALID,
+        failf(&c,
+              strstr(msg, "not supported") || strstr(msg, "unsupported") ? SP_GRAM_EUNSUPPORTED
+                                                                         : SP_GRAM_EINVALID,
               "", "%s", msg);
         g_nfa_free(&c.a);
         return err->status;

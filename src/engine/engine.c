@@ -132,8 +132,8 @@ static sp_status build_token_texts(sp_engine *e, sp_error *err) {
     e->cons_vocab = sp_cons_vocab_new(e->tok);
     e->gvocab = e->cons_vocab ? sp_gvocab_new(e->cons_vocab) : NULL;
     if (!e->gvocab) return sp_fail(err, SP_ENOMEM, "token texts: out of memory");
-    SP_INFO("loading: token texts and their trie (%d nodes) in %.0f ms",
-            sp_gvocab_nodes(e->gvocab), sp_now_ms() - t0);
+    SP_INFO("loading: token texts and their trie (%d nodes) in %.0f ms", sp_gvocab_nodes(e->gvocab),
+            sp_now_ms() - t0);
     return SP_OK;
 }
 

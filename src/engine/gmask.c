@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_STACK   256       /* automaton stack depth (nesting of recursive rules) */
+#define MAX_STACK   256        /* automaton stack depth (nesting of recursive rules) */
 #define CACHE_BYTES (48 << 20) /* per request; the cache starts over past it */
 #define INF         SP_GRAM_NEED_INF
 
@@ -22,18 +22,17 @@ struct sp_gvocab {
     int32_t *dup;     /* per token: the next token with the same text, -1 */
     int32_t *kid_off; /* children of node i: kid[kid_off[i] .. kid_off[i + 1]), by byte */
     int32_t *kid;
-    int32_t *big;     /* nodes with many children: their row in table, else -1 */
-    int32_t *table;   /* per big node: child by byte, -1 */
+    int32_t *big;   /* nodes with many children: their row in table, else -1 */
+    int32_t *table; /* per big node: child by byte, -1 */
     int max_depth;
     const sp_cons_vocab *texts;
 };
 
-static const sp_cons_vocab *sort_voc;
-
-static int cmp_text(const void *p, const void *q) {
+static int cmp_text(const void *p, const void *q, void *ctx) {
+    const sp_cons_vocab *v = ctx;
     size_t la, lb;
-    const char *a = sp_cons_vocab_text(sort_voc, *(const int32_t *)p, &la, NULL);
-    const char *b = sp_cons_vocab_text(sort_voc, *(const int32_t *)q, &lb, NULL);
+    const char *a = sp_cons_vocab_text(v, *(const int32_t *)p, &la, NULL);
+    const char *b = sp_cons_vocab_text(v, *(const int32_t *)q, &lb, NULL);
     int c = memcmp(a, b, la < lb ? la : lb);
     if (c) return c;
     if (la != lb) return la < lb ? -1 : 1;
@@ -101,8 +100,7 @@ sp_gvocab *sp_gvocab_new(const sp_cons_vocab *v) {
         ids[k++] = id;
         total += len;
     }
-    sort_voc = v; /* qsort has no context argument; load runs on one thread */
-    qsort(ids, (size_t)k, sizeof *ids, cmp_text);
+    qsort_r(ids, (size_t)k, sizeof *ids, cmp_text, (void *)v);
     t->byte = malloc(total);
     t->depth = malloc(total * sizeof *t->depth);
     t->end = malloc(total * sizeof *t->end);
@@ -128,7 +126,7 @@ sp_gvocab *sp_gvocab_new(const sp_cons_vocab *v) {
         size_t lcp = 0;
         while (lcp < len && lcp < prev_len && s[lcp] == prev[lcp]) lcp++;
         while (plen > lcp) t->end[path[plen--]] = t->n; /* close subtrees */
-        if (lcp == len && len == prev_len) { /* the same text again */
+        if (lcp == len && len == prev_len) {            /* the same text again */
             int32_t first = t->tok[path[plen]];
             while (t->dup[first] >= 0) first = t->dup[first];
             t->dup[first] = ids[i];
@@ -213,7 +211,7 @@ struct sp_gmatch {
     unc *unc;
     int32_t n_unc, unc_cap;
     uint64_t *tmp;
-    int cls_off[257];        /* bytes of class c: cls_bytes[cls_off[c] .. cls_off[c + 1]) */
+    int cls_off[257]; /* bytes of class c: cls_bytes[cls_off[c] .. cls_off[c + 1]) */
     uint8_t cls_bytes[256];
     /* cache: buckets by key */
     centry *bucket[1024];
@@ -587,8 +585,8 @@ int sp_gmatch_mask(sp_gmatch *m, float *logits, int vocab, int budget) {
 void sp_gmatch_accept(sp_gmatch *m, int32_t id) {
     size_t len = 0;
     int special = 0;
-    const char *s = id >= 0 && id < m->v->vocab ? sp_cons_vocab_text(m->v->texts, id, &len, &special)
-                                                : NULL;
+    const char *s =
+        id >= 0 && id < m->v->vocab ? sp_cons_vocab_text(m->v->texts, id, &len, &special) : NULL;
     tstate t;
     m->n_fr = 0;
     if (!s || is_eos(m, id) || (special && m->phase == PH_GRAM) || sim(m, s, len, &t)) {

@@ -28,8 +28,7 @@ static void fail_gram(api_error *err, const char *field, const sp_gram_error *ge
         api_fail(err, 400, param, "%s: %s", field, ge->msg);
 }
 
-static int from_schema(const json_t *schema, const char *field, sp_grammar **out,
-                       api_error *err) {
+static int from_schema(const json_t *schema, const char *field, sp_grammar **out, api_error *err) {
     json_t *parsed = NULL;
     if (json_is_string(schema)) { /* vLLM takes the schema as JSON text too */
         json_error_t je;

@@ -87,8 +87,8 @@ int fuzz_schema(const uint8_t *data, size_t size) {
     json_t *schema = json_loads(text, JSON_DECODE_ANY, NULL);
     sp_grammar *g = NULL;
     sp_gram_error err;
-    sp_gram_status st = schema ? sp_grammar_from_schema(schema, &g, &err)
-                               : sp_grammar_from_regex(text, &g, &err);
+    sp_gram_status st =
+        schema ? sp_grammar_from_schema(schema, &g, &err) : sp_grammar_from_regex(text, &g, &err);
     FUZZ_ASSERT((st == SP_GRAM_OK) == (g != NULL), "status %d with grammar %p", (int)st, (void *)g);
     FUZZ_ASSERT(st == SP_GRAM_OK || err.msg[0], "status %d without a message", (int)st);
     if (g && schema) {

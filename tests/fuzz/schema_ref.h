@@ -131,7 +131,8 @@ static int fuzz_schema_pcre(const char *re, const char *s, size_t n, uint32_t op
     return rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
 }
 
-#define FUZZ_SCHEMA_WS "\\t\\n\\x0b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
+#define FUZZ_SCHEMA_WS                                                                             \
+    "\\t\\n\\x0b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
 
 /* ECMA-262 pattern -> PCRE2 pattern, or NULL when a construct would read
  * differently (then the caller cannot tell). */
@@ -144,10 +145,14 @@ static char *fuzz_schema_ecma(const char *re) {
         char one[3] = {re[i], 0, 0};
         if (re[i] == '\\' && i + 1 < n) {
             char c = re[++i];
-            if (c == 's') add = in_class ? FUZZ_SCHEMA_WS : "[" FUZZ_SCHEMA_WS "]";
-            else if (c == 'S') add = in_class ? NULL : "[^" FUZZ_SCHEMA_WS "]";
-            else if (c == 'v') add = "\\x0b";
-            else one[0] = '\\', one[1] = c;
+            if (c == 's')
+                add = in_class ? FUZZ_SCHEMA_WS : "[" FUZZ_SCHEMA_WS "]";
+            else if (c == 'S')
+                add = in_class ? NULL : "[^" FUZZ_SCHEMA_WS "]";
+            else if (c == 'v')
+                add = "\\x0b";
+            else
+                one[0] = '\\', one[1] = c;
             if (c == 'S' && in_class) {
                 free(o);
                 return NULL;
@@ -155,9 +160,12 @@ static char *fuzz_schema_ecma(const char *re) {
         } else if (!in_class && re[i] == '.') {
             add = "[^\\n\\r\\u2028\\u2029]";
         } else if (!in_class && re[i] == '[') {
-            if (!strncmp(re + i, "[^]", 3)) add = "[\\s\\S]", i += 2;
-            else if (!strncmp(re + i, "[]", 2)) add = "(?!)", i += 1;
-            else in_class = 1;
+            if (!strncmp(re + i, "[^]", 3))
+                add = "[\\s\\S]", i += 2;
+            else if (!strncmp(re + i, "[]", 2))
+                add = "(?!)", i += 1;
+            else
+                in_class = 1;
         } else if (in_class && re[i] == ']') {
             in_class = 0;
         }
@@ -191,17 +199,18 @@ static int fuzz_schema_string(const json_t *v, const json_t *s) {
             ok = fuzz_schema_pcre("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
                                   str, n, PCRE2_CASELESS) == 1;
         if (!strcmp(f, "email")) /* ajv-formats' "full" email */
-            ok = fuzz_schema_pcre("^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-                                  "@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\\.)+[a-z0-9](?:[a-z0-9-]*"
-                                  "[a-z0-9])?$",
-                                  str, n, PCRE2_CASELESS) == 1;
+            ok =
+                fuzz_schema_pcre("^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                                 "@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\\.)+[a-z0-9](?:[a-z0-9-]*"
+                                 "[a-z0-9])?$",
+                                 str, n, PCRE2_CASELESS) == 1;
         if (!ok) return 0;
     }
     if ((x = json_object_get(s, "pattern"))) {
         char *re = fuzz_schema_ecma(json_string_value(x));
         if (!re) return -1;
-        int m = fuzz_schema_pcre(re, str, n,
-                                 PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK);
+        int m = fuzz_schema_pcre(
+            re, str, n, PCRE2_UTF | PCRE2_ALT_BSUX | PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK);
         free(re);
         if (m != 1) return m;
     }
@@ -268,8 +277,10 @@ static int fuzz_schema_valid(const json_t *v, const json_t *s, const json_t *roo
             char seg[256];
             size_t k = 0;
             for (p++; *p && *p != '/' && k < 255; p++) {
-                if (*p == '~' && p[1]) seg[k++] = p[1] == '1' ? '/' : '~', p++;
-                else seg[k++] = *p;
+                if (*p == '~' && p[1])
+                    seg[k++] = p[1] == '1' ? '/' : '~', p++;
+                else
+                    seg[k++] = *p;
             }
             seg[k] = 0;
             t = json_is_array(t) ? json_array_get(t, (size_t)atol(seg)) : json_object_get(t, seg);

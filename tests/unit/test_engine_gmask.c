@@ -140,7 +140,8 @@ int main(void) {
          * token) then "yes" ends it */
         CHECK(sp_gmatch_allows(m, 9707, 100) && !sp_gmatch_allows(m, eos, 100));
         sp_gmatch_accept(m, 151668);
-        CHECK(!sp_gmatch_allows(m, 9707, 100) && sp_gmatch_allows(m, 9693, 100)); /* "Hello", "yes" */
+        CHECK(!sp_gmatch_allows(m, 9707, 100) &&
+              sp_gmatch_allows(m, 9693, 100)); /* "Hello", "yes" */
         sp_gmatch_accept(m, 9693);
         CHECK(sp_gmatch_finished(m));
         sp_gmatch_free(m);

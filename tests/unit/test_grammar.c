@@ -49,7 +49,10 @@ static void expect_error(const char *schema, sp_gram_status st, const char *kw, 
     sp_grammar_release(g);
 }
 
-#define L(...) (const char *const[]){__VA_ARGS__, NULL}
+#define L(...)                                                                                     \
+    (const char *const[]) {                                                                        \
+        __VA_ARGS__, NULL                                                                          \
+    }
 
 int main(void) {
     expect("{\"type\":\"integer\"}", L("0", "-7", "123456789012345", " 42"),
@@ -62,7 +65,8 @@ int main(void) {
     expect("{\"type\":\"number\",\"minimum\":0,\"maximum\":1}", L("0", "1", "0.5", "0.25"),
            L("1.5", "-0.5", "2", "0.0"));
     expect("{\"type\":\"number\"}", L("1", "-0.5", "1e10", "2.5E-3"), L("1.", ".5", "1e", "+1"));
-    expect("{\"type\":\"string\"}", L("\"\"", "\"abc\"", "\"a\\\"b\"", "\"\\n\"", "\"caf\xc3\xa9\""),
+    expect("{\"type\":\"string\"}",
+           L("\"\"", "\"abc\"", "\"a\\\"b\"", "\"\\n\"", "\"caf\xc3\xa9\""),
            L("\"a", "abc", "\"\\x\"", "\"\\/\"", "\"\x01\"", "\"\xc3\""));
     expect("{\"type\":\"string\",\"minLength\":2,\"maxLength\":3}",
            L("\"ab\"", "\"abc\"", "\"\xc3\xa9\xc3\xa9\"", "\"a\\n\""), L("\"a\"", "\"abcd\""));
@@ -76,7 +80,8 @@ int main(void) {
            L("\"2024-01-05T10:20:30Z\"", "\"2024-01-05T23:59:59.123+05:30\""),
            L("\"2024-01-05T24:00:00Z\"", "\"2024-01-05T10:20:30\""));
     expect("{\"type\":\"string\",\"format\":\"uuid\"}",
-           L("\"123e4567-e89b-12d3-a456-426614174000\""), L("\"123e4567e89b12d3a456426614174000\""));
+           L("\"123e4567-e89b-12d3-a456-426614174000\""),
+           L("\"123e4567e89b12d3a456426614174000\""));
     expect("{\"type\":\"string\",\"format\":\"email\"}", L("\"a.b@c.io\"", "\"x+y@a-b.c.org\""),
            L("\"a@b\"", "\"@b.c\"", "\"a..b@c.d\""));
     expect("{\"enum\":[\"red\",1,null,{\"a\":[true]}]}",
@@ -136,8 +141,8 @@ int main(void) {
     expect_error("{\"$ref\":\"#/$defs/missing\"}", SP_GRAM_EINVALID, "$ref", NULL);
     expect_error("{\"type\":\"object\",\"properties\":{\"a\":false},\"required\":[\"a\"]}",
                  SP_GRAM_EUNSAT, NULL, NULL);
-    expect_error("{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}",
-                 SP_GRAM_EUNSUPPORTED, "oneOf", NULL);
+    expect_error("{\"oneOf\":[{\"type\":\"integer\"},{\"type\":\"number\"}]}", SP_GRAM_EUNSUPPORTED,
+                 "oneOf", NULL);
     expect_error("[1]", SP_GRAM_EINVALID, NULL, NULL);
 
     sp_gram_error err;
