@@ -693,7 +693,11 @@ static g_frag object(sc *c, const json_t *s) {
             return g_never(a);
         }
         if (json_object_get(props, json_string_value(v))) continue;
-        add_member(c, &t, member(c, key_text(c, json_string_value(v)), any_value(c)), 0);
+        /* its value answers to additionalProperties (false: impossible) */
+        g_frag val = json_is_false(ap) || (!ap && json_is_false(uneval)) ? g_never(a)
+                     : ap && !json_is_true(ap)                           ? compile(c, ap)
+                                                                         : any_value(c);
+        add_member(c, &t, member(c, key_text(c, json_string_value(v)), val), 0);
     }
     int extras = ap ? !json_is_false(ap) : !json_object_size(props) && !uneval;
     if (extras) extra_members(c, &t, s, ap ? ap : json_true());
