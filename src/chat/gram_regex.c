@@ -41,7 +41,7 @@ static int cmp_range(const void *p, const void *q) {
 }
 
 static void cp_normalize(cpset *s) {
-    qsort(s->r, (size_t)s->n, 2 * sizeof *s->r, cmp_range);
+    if (s->n > 1) qsort(s->r, (size_t)s->n, 2 * sizeof *s->r, cmp_range);
     int k = 0;
     for (int i = 0; i < s->n; i++) {
         uint32_t lo = s->r[2 * i], hi = s->r[2 * i + 1];

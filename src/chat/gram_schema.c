@@ -329,6 +329,7 @@ static int length_bound(sc *c, const json_t *s, const char *key, long long *out)
 
 /* Repeats the fragment maker {min, max} (max < 0: unbounded). */
 static g_frag repeat(g_nfa *a, g_frag (*make)(g_nfa *), long long min, long long max) {
+    if (max >= 0 && max < min) return g_never(a);
     g_frag f = g_empty(a);
     for (long long i = 0; i < min && !a->err; i++) f = g_cat(a, f, make(a));
     if (max < 0) return g_cat(a, f, g_star_of(a, make(a)));

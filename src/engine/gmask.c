@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define MAX_STACK   256        /* automaton stack depth (nesting of recursive rules) */
-#define CACHE_BYTES (48 << 20) /* per request; the cache starts over past it */
+#define CACHE_BYTES (16 << 20) /* per request; the cache starts over past it */
 #define INF         SP_GRAM_NEED_INF
 
 /* ---- the token trie ---- */
