@@ -230,6 +230,24 @@ static int resolve_all(builder *b) {
     return compute_need(b);
 }
 
+/* Does a chosen move lead into a dead state (or push one)? Then choices
+ * must be made again. Moves out of dead states do not matter. */
+static int uses_dead(const builder *b) {
+    for (size_t i = 0; i < (size_t)b->n * b->ncls; i++) {
+        int32_t v = b->tab[i];
+        if (v == -1 || b->dead[i / b->ncls]) continue;
+        if (v >= 0) {
+            if (b->dead[v]) return 1;
+            continue;
+        }
+        const sp_gram_act *a = &b->act[-v - 2];
+        if (b->dead[a->target]) return 1;
+        for (int32_t k = 0; k < a->n; k++)
+            if (b->dead[b->pushes[a->off + k]]) return 1;
+    }
+    return 0;
+}
+
 /* Drops moves into states that cannot complete: resolving again skips
  * them, which may reveal more such states; the dead set only grows. */
 static int prune(builder *b) {
@@ -239,7 +257,7 @@ static int prune(builder *b) {
         int grew = 0;
         for (int32_t s = 0; s < b->n; s++)
             if (b->need[s] >= INF && !b->dead[s]) b->dead[s] = 1, grew = 1;
-        if (!grew) return 0;
+        if (!grew || !uses_dead(b)) return 0; /* the choices stand as they are */
     }
     return 0;
 }

@@ -55,6 +55,8 @@ g_frag g_alt(g_nfa *a, g_frag x, g_frag y);
 g_frag g_opt(g_nfa *a, g_frag x);
 g_frag g_star_of(g_nfa *a, g_frag x); /* x must not be shared elsewhere */
 g_frag g_ws(g_nfa *a);                /* [ \t\n\r]{0,G_WS_MAX} */
+/* make(ctx){min,max} (max < 0: unbounded), each copy a fresh make(). */
+g_frag g_repeat(g_nfa *a, g_frag (*make)(g_nfa *, void *), void *ctx, long long min, long long max);
 
 /* A DFA from subset construction: next[s*256+b] (-1: none), accepting
  * states, and each state's call edges (rule, target) in NFA order. */

@@ -143,6 +143,29 @@ g_frag g_ws(g_nfa *a) {
     return f;
 }
 
+/* Copies in a chain; every copy from min on may exit straight to one end
+ * state (nested optionals would chain their exits, and every closure
+ * would hold all of them). */
+g_frag g_repeat(g_nfa *a, g_frag (*make)(g_nfa *, void *), void *ctx, long long min,
+                long long max) {
+    if (max >= 0 && max < min) return g_never(a);
+    g_frag f = {g_state(a), g_state(a)};
+    int32_t cur = f.s;
+    for (long long i = 0; (max < 0 ? i < min : i < max) && !a->err; i++) {
+        if (i >= min) g_eps(a, cur, f.e);
+        g_frag x = make(a, ctx);
+        g_eps(a, cur, x.s);
+        cur = x.e;
+    }
+    if (max < 0) {
+        g_frag x = make(a, ctx);
+        g_eps(a, cur, x.s);
+        g_eps(a, x.e, cur);
+    }
+    g_eps(a, cur, f.e);
+    return f;
+}
+
 /* ---- DFAs ---- */
 
 void g_dfa_free(g_dfa *d) {

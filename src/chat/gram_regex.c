@@ -596,6 +596,18 @@ static int parse_alt(rparse *p) {
     return k;
 }
 
+typedef struct rep_ctx {
+    const rparse *p;
+    int k, json;
+} rep_ctx;
+
+static g_frag expand(g_nfa *a, const rparse *p, int k, int json);
+
+static g_frag expand_one(g_nfa *a, void *ctx) {
+    const rep_ctx *r = ctx;
+    return expand(a, r->p, r->k, r->json);
+}
+
 static g_frag expand(g_nfa *a, const rparse *p, int k, int json) {
     const rnode *r = &p->nodes[k];
     switch (r->kind) {
@@ -606,12 +618,8 @@ static g_frag expand(g_nfa *a, const rparse *p, int k, int json) {
     case R_ALT:
         return g_alt(a, expand(a, p, r->a, json), expand(a, p, r->b, json));
     case R_REP: {
-        g_frag f = g_empty(a);
-        for (int i = 0; i < r->min && !a->err; i++) f = g_cat(a, f, expand(a, p, r->a, json));
-        if (r->max < 0) return g_cat(a, f, g_star_of(a, expand(a, p, r->a, json)));
-        for (int i = r->min; i < r->max && !a->err; i++)
-            f = g_cat(a, f, g_opt(a, expand(a, p, r->a, json)));
-        return f;
+        rep_ctx c = {p, r->a, json};
+        return g_repeat(a, expand_one, &c, r->min, r->max);
     }
     default:
         return g_empty(a);

@@ -327,14 +327,9 @@ static int length_bound(sc *c, const json_t *s, const char *key, long long *out)
     return rc;
 }
 
-/* Repeats the fragment maker {min, max} (max < 0: unbounded). */
-static g_frag repeat(g_nfa *a, g_frag (*make)(g_nfa *), long long min, long long max) {
-    if (max >= 0 && max < min) return g_never(a);
-    g_frag f = g_empty(a);
-    for (long long i = 0; i < min && !a->err; i++) f = g_cat(a, f, make(a));
-    if (max < 0) return g_cat(a, f, g_star_of(a, make(a)));
-    for (long long i = min; i < max && !a->err; i++) f = g_cat(a, f, g_opt(a, make(a)));
-    return f;
+static g_frag json_char(g_nfa *a, void *ctx) {
+    (void)ctx;
+    return g_json_char(a);
 }
 
 static g_frag string_content(sc *c, const json_t *s) {
@@ -382,7 +377,7 @@ static g_frag string_content(sc *c, const json_t *s) {
     int r1 = length_bound(c, s, "minLength", &lo), r2 = length_bound(c, s, "maxLength", &hi);
     if (r1 < 0 || r2 < 0) return g_never(a);
     if (r1 || (r2 && hi >= 0)) {
-        g_frag l = repeat(a, g_json_char, lo, hi);
+        g_frag l = g_repeat(a, json_char, NULL, lo, hi);
         f = have ? g_frag_product(a, f, l, 0) : l;
         have = 1;
     }
