@@ -295,7 +295,9 @@ typedef struct det {
     int32_t n_buf;
     g_edge *moves; /* byte edges out of the current set */
     size_t n_moves, moves_cap;
-    int32_t *pts; /* interval boundaries */
+    int32_t *pts;  /* interval boundaries */
+    uint8_t *keep; /* per NFA state: has byte or call edges (what a set is) */
+    int32_t accept;
 } det;
 
 /* Epsilon closure of seeds[0..n) into d->buf (sorted, unique). */
@@ -330,8 +332,15 @@ static void closure(det *d, const int32_t *seeds, int32_t n) {
     }
 }
 
-/* Interns d->buf as a DFA state (adding it when new); -1 on error. */
+/* Interns d->buf as a DFA state (adding it when new); -1 on error. States
+ * with only epsilon edges (other than the accepting one) are left out of
+ * the set: they change nothing ahead, and keeping them would split one
+ * state into several (after '"' and after a character, say). */
 static int32_t intern_buf(det *d, set_index *x, g_dfa *out, int32_t accept, int *rc) {
+    int32_t n = 0;
+    for (int32_t i = 0; i < d->n_buf; i++)
+        if (d->keep[d->buf[i]] || d->buf[i] == accept) d->buf[n++] = d->buf[i];
+    d->n_buf = n;
     int32_t k = set_intern(x, d->buf, d->n_buf);
     if (k == -2) {
         *rc = SP_GRAM_ENOMEM;
@@ -427,7 +436,11 @@ int g_determinize(g_nfa *a, g_frag f, g_dfa *out) {
     d.buf = malloc((size_t)a->n * sizeof *d.buf);
     d.stk = malloc((size_t)a->n * 2 * sizeof *d.stk);
     d.pts = malloc((a->ne * 2 + 2) * sizeof *d.pts);
-    if (!d.mark || !d.buf || !d.stk || !d.pts) goto done;
+    d.keep = calloc((size_t)a->n, 1);
+    if (!d.mark || !d.buf || !d.stk || !d.pts || !d.keep) goto done;
+    for (int32_t s = 0; s < a->n; s++)
+        for (int32_t e = a->head[s]; e >= 0 && !d.keep[s]; e = a->e[e].next)
+            d.keep[s] = a->e[e].kind != G_EPS;
     closure(&d, &f.s, 1);
     rc = 0;
     if (intern_buf(&d, &x, out, f.e, &rc) < 0) goto done;
@@ -442,6 +455,7 @@ done:
     free(d.buf);
     free(d.stk);
     free(d.pts);
+    free(d.keep);
     free(d.moves);
     set_free(&x);
     if (rc) g_dfa_free(out);

@@ -23,12 +23,13 @@ typedef struct sc {
     const json_t *stack[MAX_RULES * 4]; /* $ref targets being expanded */
     int depth;
     struct {
-        const json_t *node; /* NULL: any JSON value */
+        const json_t *node; /* NULL: a built-in rule (any value, any string) */
         char path[256];
     } rules[MAX_RULES];
-    int n_rules, any_rule;
-    int n_calls; /* call edges emitted so far */
-    int nest;    /* schema nesting (stops runaway inlining) */
+    int n_rules, any_rule, string_rule;
+    int in_union; /* compiling anyOf / oneOf alternatives */
+    int n_calls;  /* call edges emitted so far */
+    int nest;     /* schema nesting (stops runaway inlining) */
 } sc;
 
 static g_frag compile(sc *c, const json_t *s);
@@ -384,13 +385,26 @@ static g_frag string_content(sc *c, const json_t *s) {
     return have ? f : g_star_of(a, g_json_char(a));
 }
 
-static g_frag string(sc *c, const json_t *s) {
-    return g_cat(&c->a, g_cat(&c->a, lit(c, "\""), string_content(c, s)), lit(c, "\""));
-}
-
 static g_frag any_string(g_nfa *a) {
     g_frag f = g_cat(a, g_lit(a, "\"", 1), g_star_of(a, g_json_char(a)));
     return g_cat(a, f, g_lit(a, "\"", 1));
+}
+
+static g_frag call_rule(sc *c, int rule);
+static int add_rule(sc *c, const json_t *node, const char *path);
+
+/* A plain string is a call to one shared rule, so every plain string of
+ * the schema has the same content state: one cached mask for all (the
+ * broadest mask there is, ~5 ms to build). Not inside anyOf / oneOf, where
+ * another alternative could also start with '"' and shadow the call. */
+static g_frag string(sc *c, const json_t *s) {
+    int plain = !json_object_get(s, "format") && !json_object_get(s, "pattern") &&
+                !json_object_get(s, "minLength") && !json_object_get(s, "maxLength");
+    if (plain && !c->in_union) {
+        if (c->string_rule < 0) c->string_rule = add_rule(c, NULL, "");
+        return call_rule(c, c->string_rule);
+    }
+    return g_cat(&c->a, g_cat(&c->a, lit(c, "\""), string_content(c, s)), lit(c, "\""));
 }
 
 /* ---- any JSON value: its own rule ---- */
@@ -841,11 +855,13 @@ static g_frag alternatives(sc *c, const json_t *s, const char *key) {
     g_frag *fr = calloc(n, sizeof *fr);
     if (!fr) return c->a.err = SP_GRAM_ENOMEM, g_never(a);
     int calls0 = c->n_calls;
+    c->in_union++;
     for (i = 0; i < n && !failed(c); i++) {
         size_t old = path_index(c, key, i);
         fr[i] = compile(c, json_array_get(alts, i));
         path_pop(c, old);
     }
+    c->in_union--;
     g_frag f = g_never(a);
     if (overlap && c->n_calls != calls0) {
         size_t old = path_key(c, key);
@@ -980,6 +996,8 @@ static sp_gram_status finish(sc *c, g_frag root, sp_grammar **out) {
         if (c->rules[r].node) {
             c->stack[c->depth++] = c->rules[r].node;
             f = compile(c, c->rules[r].node);
+        } else if (r == c->string_rule) {
+            f = any_string(&c->a);
         } else {
             f = any_body(c);
         }
@@ -1011,6 +1029,7 @@ static void sc_init(sc *c, const json_t *root, sp_gram_error *err) {
     c->root = root;
     c->err = err;
     c->any_rule = -1;
+    c->string_rule = -1;
     c->n_rules = 1; /* rule 0: the start */
 }
 
