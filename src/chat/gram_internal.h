@@ -14,7 +14,7 @@
 
 /* Size limits: a schema past them is refused (400) rather than compiled
  * for seconds or into hundreds of megabytes. */
-#define G_MAX_NFA_STATES 600000
+#define G_MAX_NFA_STATES 300000
 #define G_MAX_DFA_STATES 65536
 #define G_MAX_REPEAT     1000 /* {n,m}, maxLength, maxItems bounds we unroll */
 #define G_WS_MAX         16   /* whitespace bytes in a row between tokens */

@@ -565,6 +565,8 @@ static int parse_rep(rparse *p) {
         } else
             break;
         if (p->i < p->n && p->s[p->i] == '?') p->i++; /* lazy: same language */
+        if (p->i < p->n && strchr("*+?{", p->s[p->i]))
+            return fail(p, "nothing to repeat (a quantifier after a quantifier)");
         int r = node(p, R_REP);
         if (r < 0) return -1;
         p->nodes[r].a = k;
@@ -609,6 +611,7 @@ static g_frag expand_one(g_nfa *a, void *ctx) {
 }
 
 static g_frag expand(g_nfa *a, const rparse *p, int k, int json) {
+    if (a->err) return (g_frag){0, 0}; /* past the size limit: stop at once */
     const rnode *r = &p->nodes[k];
     switch (r->kind) {
     case R_SET:

@@ -1009,7 +1009,7 @@ static sp_gram_status finish(sc *c, g_frag root, sp_grammar **out) {
         if (err->status == SP_GRAM_ENOMEM && rc) err->status = SP_GRAM_ETOO_LARGE;
         snprintf(err->msg, sizeof err->msg, "%s",
                  err->status == SP_GRAM_ENOMEM ? "out of memory compiling the schema"
-                                               : "the schema is too large to enforce");
+                                               : "the schema or pattern is too large to enforce");
     }
     if (!err->status) {
         rc = g_build(dfas, nd, out, msg, sizeof msg);
