@@ -329,12 +329,14 @@ static void visit(sp_gmatch *m, const wctx *x, int32_t i, wst w) {
         if (r == 2) add_unc(m, i, w.q);
         return;
     }
+    /* the deepest any token gets, midway included (full walks refuse a
+     * push past MAX_STACK wherever it happens) */
+    if (x->cache && w.ldepth > x->cache->maxdepth) x->cache->maxdepth = w.ldepth;
     int32_t id = v->tok[i];
     if (id >= 0) {
         uint32_t n = wneed(m, &w);
         if (x->cache) {
             if (n > x->cache->maxneed) x->cache->maxneed = n;
-            if (w.ldepth > x->cache->maxdepth) x->cache->maxdepth = w.ldepth;
             set_tok(m, x->bits, id);
         } else if (n <= x->limit) {
             set_tok(m, x->bits, id);
