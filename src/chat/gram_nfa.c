@@ -245,6 +245,10 @@ static int set_grow(set_index *x) {
 
 /* The id of set s (a new id == n_sets when it was not known; -2: OOM). */
 static int32_t set_intern(set_index *x, const int32_t *s, int32_t n) {
+    if (!x->pool) { /* allocated up front: no arithmetic on a NULL pool */
+        x->cap = 1024;
+        if (!(x->pool = malloc(x->cap * sizeof *x->pool))) return -2;
+    }
     if ((x->n_sets + 1) * 2 > x->n_slots && set_grow(x)) return -2;
     size_t i = set_hash(s, n) & (x->n_slots - 1);
     for (; x->slot[i] >= 0; i = (i + 1) & (x->n_slots - 1)) {
@@ -267,7 +271,7 @@ static int32_t set_intern(set_index *x, const int32_t *s, int32_t n) {
         if (!o || !l) return -2;
         x->sets_cap = cap;
     }
-    memcpy(x->pool + x->used, s, (size_t)n * sizeof *s);
+    if (n) memcpy(x->pool + x->used, s, (size_t)n * sizeof *s);
     x->off[x->n_sets] = x->used;
     x->len[x->n_sets] = n;
     x->used += (size_t)n;

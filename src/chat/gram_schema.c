@@ -207,7 +207,7 @@ static g_frag nonneg_range(sc *c, long long lo, long long hi) {
         if (a < lo) a = lo;
         if (b > hi) b = hi;
         if (a > b) continue;
-        char sa[20], sb[20];
+        char sa[32], sb[32];
         snprintf(sa, sizeof sa, "%lld", a);
         snprintf(sb, sizeof sb, "%lld", b);
         f = g_alt(&c->a, f, digits_range(c, sa, sb, len));
