@@ -70,6 +70,16 @@ void sp_cons_vocab_free(sp_cons_vocab *v) {
     free(v);
 }
 
+int sp_cons_vocab_size(const sp_cons_vocab *v) {
+    return v->n;
+}
+
+const char *sp_cons_vocab_text(const sp_cons_vocab *v, int32_t id, size_t *len, int *special) {
+    *len = v->len[id];
+    if (special) *special = v->special[id];
+    return v->bytes + v->off[id];
+}
+
 /* A token's text in mid-output: decoded after an anchor token and with the
  * anchor's text cut off, so decoders that treat the first token specially
  * (SentencePiece's leading space) see it as a continuation. */

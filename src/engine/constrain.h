@@ -43,6 +43,9 @@ sp_tool_constraint *sp_tool_constraint_copy(const sp_tool_constraint *c);
 typedef struct sp_cons_vocab sp_cons_vocab;
 sp_cons_vocab *sp_cons_vocab_new(const sp_tokenizer *tok);
 void sp_cons_vocab_free(sp_cons_vocab *v);
+int sp_cons_vocab_size(const sp_cons_vocab *v);
+/* Token id's text (not NUL-terminated) and whether it is a special token. */
+const char *sp_cons_vocab_text(const sp_cons_vocab *v, int32_t id, size_t *len, int *special);
 
 /* One request's constraint state (engine thread only). keep_special: special
  * tokens are part of the output text and may spell the markers (never the

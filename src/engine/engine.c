@@ -152,6 +152,19 @@ static void load_vision(sp_engine *e) {
             max_img);
 }
 
+/* Every token's text and their trie, for constrained decoding (tool_choice,
+ * structured output): built here so no request pays for it. */
+static sp_status build_token_texts(sp_engine *e, sp_error *err) {
+    ENGINE_OWNED(e);
+    double t0 = sp_now_ms();
+    e->cons_vocab = sp_cons_vocab_new(e->tok);
+    e->gvocab = e->cons_vocab ? sp_gvocab_new(e->cons_vocab) : NULL;
+    if (!e->gvocab) return sp_fail(err, SP_ENOMEM, "token texts: out of memory");
+    SP_INFO("loading: token texts and their trie (%d nodes) in %.0f ms", sp_gvocab_nodes(e->gvocab),
+            sp_now_ms() - t0);
+    return SP_OK;
+}
+
 static sp_status engine_load(sp_engine *e, sp_error *err) {
     ENGINE_OWNED(e);
     double t0 = sp_now_ms();
@@ -169,6 +182,7 @@ static sp_status engine_load(sp_engine *e, sp_error *err) {
     if (alloc_scratch(e, d->vocab) != SP_OK)
         return sp_fail(err, SP_ENOMEM, "engine scratch: out of memory");
     collect_eos(e, d);
+    SP_TRY(build_token_texts(e, err));
     const char *b = sp_tokenizer_bos_token(e->tok), *s = sp_tokenizer_eos_token(e->tok);
     if (!e->bos_str) e->bos_str = strdup(b ? b : "");
     if (!e->eos_str) e->eos_str = strdup(s ? s : "");

@@ -22,6 +22,7 @@
 
 #include "base/status.h"
 #include "chat/template.h"
+#include "chat/grammar.h"
 #include "engine/constrain.h"
 #include "engine/sampling.h"
 #include "media/preprocess.h"
@@ -139,6 +140,12 @@ typedef struct sp_request_params {
      * into one forward per step, up to prefill_chunk tokens. */
     const int *input_len;
     int n_inputs;
+    /* structured output (engine/gmask.h): retained; NULL: none. Ignored
+     * while a tool constraint applies. The think markers leave a reasoning
+     * block free before it (NULL: none). */
+    sp_grammar *grammar;
+    const char *think_open, *think_close;
+    int in_think;
 } sp_request_params;
 
 #define SP_MAX_TOP_LOGPROBS 20

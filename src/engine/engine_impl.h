@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "engine/fault.h"
 #include "model/pooling.h"
+#include "engine/gmask.h"
 
 /* Debug builds check that engine-private state is touched only by the engine
  * thread (DESIGN.md section 1). */
@@ -57,6 +58,9 @@ struct sp_request {
     int n_images;
     int *input_len; /* embeddings: n_inputs > 0 */
     int n_inputs;
+    sp_grammar *grammar; /* structured output (retained); NULL: none */
+    char think_open[32], think_close[32];
+    int in_think;
     double t_submit;
 
     struct sp_request *next_queued; /* engine queue link (under engine mu) */
@@ -125,7 +129,8 @@ struct sp_engine {
     sp_seq_input *inputs;
     seq **batch;
     unsigned char *failed;     /* per batch entry: its forward failed */
-    sp_cons_vocab *cons_vocab; /* token texts, built for the first constrained request */
+    sp_cons_vocab *cons_vocab; /* token texts, built at load */
+    sp_gvocab *gvocab;         /* their trie (structured output), built at load */
     /* embeddings (embed.c): the pooling pipeline (NULL: none served), the
      * admitted embedding requests in order, and their step's scratch */
     sp_pooler *pooler;

@@ -57,6 +57,12 @@ sp_request *sp_request_new(const sp_request_params *p, uint64_t id) {
         memcpy(r->input_len, p->input_len, (size_t)p->n_inputs * sizeof *r->input_len);
         r->n_inputs = p->n_inputs;
     }
+    r->grammar = sp_grammar_retain(p->grammar);
+    if (p->think_close && strlen(p->think_close) < sizeof r->think_close)
+        strcpy(r->think_close, p->think_close);
+    if (p->think_open && strlen(p->think_open) < sizeof r->think_open)
+        strcpy(r->think_open, p->think_open);
+    r->in_think = p->in_think;
     r->t_submit = sp_now_ms();
     return r;
 fail:
@@ -77,6 +83,7 @@ static void request_free(sp_request *r) {
     free(r->bias);
     free(r->constraint);
     free(r->input_len);
+    sp_grammar_release(r->grammar);
     free(r->prompt);
     for (int i = 0; i < r->n_images; i++) sp_pixels_free(&r->images[i]);
     free(r->images);

@@ -44,6 +44,7 @@ struct seq {
     sp_cons *cons;
     seq_images im; /* the prompt's images (images.h) */
     int stop_hit;  /* index of the stop string that ended it; -1: none */
+    sp_gmatch *gm; /* structured output (gmask.h); NULL: none */
 };
 
 static void seq_free(seq *s) {
@@ -51,6 +52,7 @@ static void seq_free(seq *s) {
     sp_detok_free(s->detok);
     sp_cons_free(s->cons);
     seq_images_free(&s->im);
+    sp_gmatch_free(s->gm);
     free(s->tokens);
     free(s->table);
     free(s->swa);
@@ -226,18 +228,22 @@ static int reserve_blocks(sp_engine *e, seq *s, int need) {
     return 0;
 }
 
-/* The request's tool-call constraint; the token texts it checks are built
- * once, on the first constrained request. NULL on out of memory. */
+/* The request's tool-call constraint (token texts built at load). NULL on
+ * out of memory. */
 static sp_cons *cons_new(sp_engine *e, sp_request *r) {
     ENGINE_OWNED(e);
-    if (!e->cons_vocab) {
-        double t0 = sp_now_ms();
-        e->cons_vocab = sp_cons_vocab_new(e->tok);
-        if (!e->cons_vocab) return NULL;
-        SP_INFO("tool_choice constraint: token texts built in %.0f ms", sp_now_ms() - t0);
-    }
     return sp_cons_new(r->constraint, e->cons_vocab, e->info.eos_ids, e->info.n_eos,
                        r->keep_special);
+}
+
+/* The request's structured-output matcher. NULL on out of memory. */
+static sp_gmatch *gmatch_new(sp_engine *e, sp_request *r) {
+    ENGINE_OWNED(e);
+    sp_gmatch_opts o = {.think_open = r->think_open[0] ? r->think_open : NULL,
+                        .think_close = r->think_close[0] ? r->think_close : NULL,
+                        .in_think = r->in_think,
+                        .keep_special = r->keep_special};
+    return sp_gmatch_new(r->grammar, e->gvocab, e->info.eos_ids, e->info.n_eos, &o);
 }
 
 /* Builds a sequence for r if its block budget fits now; NULL if it must
@@ -254,10 +260,14 @@ static seq *seq_admit(sp_engine *e, sp_request *r, int *oom) {
         s->table = malloc((size_t)need * sizeof *s->table);
         s->swa = malloc((size_t)need * sizeof *s->swa);
         s->detok = sp_detok_new(e->tok, !r->keep_special);
-        if (r->constraint) s->cons = cons_new(e, r);
+        if (r->constraint)
+            s->cons = cons_new(e, r);
+        else if (r->grammar)
+            s->gm = gmatch_new(e, r);
     }
     if (!s || !s->tokens || !s->table || !s->swa || !s->detok || (r->constraint && !s->cons) ||
-        seq_images_init(&s->im, r->images, r->image_pos, r->n_images) != 0) {
+        seq_images_init(&s->im, r->images, r->image_pos, r->n_images) != 0 ||
+        (!r->constraint && r->grammar && !s->gm)) {
         seq_free(s);
         *oom = 1;
         return NULL;
@@ -476,17 +486,19 @@ static void note_token_time(sp_engine *e, seq *s) {
 
 typedef struct cons_ctx {
     const sp_cons *cons;
+    sp_gmatch *gm;
     int budget; /* tokens left, this one included */
 } cons_ctx;
 
 static int cons_allows(void *ctx, int32_t id) {
     const cons_ctx *c = ctx;
-    return sp_cons_allows(c->cons, id, c->budget);
+    return c->gm ? sp_gmatch_allows(c->gm, id, c->budget) : sp_cons_allows(c->cons, id, c->budget);
 }
 
 static int cons_mask(void *ctx, float *logits, int vocab) {
     const cons_ctx *c = ctx;
-    return sp_cons_mask(c->cons, logits, vocab, c->budget);
+    return c->gm ? sp_gmatch_mask(c->gm, logits, vocab, c->budget)
+                 : sp_cons_mask(c->cons, logits, vocab, c->budget);
 }
 
 /* Picks the next token; with a constraint, the most likely (greedy) or a
@@ -495,12 +507,15 @@ static int32_t seq_pick(sp_engine *e, seq *s, float *row) {
     ENGINE_OWNED(e);
     sp_request *r = s->req;
     int vocab = e->info.vocab;
-    if (!s->cons) return sp_sample(row, vocab, &r->sampling, &s->rng, e->cand);
-    cons_ctx c = {s->cons, s->limit - s->n_tokens};
+    if (!s->cons && !s->gm) return sp_sample(row, vocab, &r->sampling, &s->rng, e->cand);
+    cons_ctx c = {s->cons, s->gm, s->limit - s->n_tokens};
     sp_token_filter f = {cons_allows, cons_mask, &c};
     int32_t tok = sp_sample_allowed(row, vocab, &r->sampling, &s->rng, e->cand, &f);
     if (tok < 0) tok = e->info.n_eos ? e->info.eos_ids[0] : 0; /* nothing fits: end */
-    sp_cons_accept(s->cons, tok);
+    if (s->gm)
+        sp_gmatch_accept(s->gm, tok);
+    else
+        sp_cons_accept(s->cons, tok);
     return tok;
 }
 
@@ -527,7 +542,7 @@ static int seq_sample(sp_engine *e, int i, float *row) {
     }
     s->tokens[s->n_tokens++] = tok;
     note_token_time(e, s);
-    if ((!r->ignore_eos || s->cons) && is_eos(e, tok)) {
+    if ((!r->ignore_eos || s->cons || s->gm) && is_eos(e, tok)) {
         seq_end(e, i, SP_FINISH_STOP, 1);
         return 1;
     }
@@ -545,7 +560,8 @@ static int seq_sample(sp_engine *e, int i, float *row) {
         seq_end(e, i, SP_FINISH_STOP, 0);
         return 1;
     }
-    if (s->cons && sp_cons_finished(s->cons)) { /* the call is closed: nothing may follow */
+    /* the call (or the structured value) is closed: nothing may follow */
+    if ((s->cons && sp_cons_finished(s->cons)) || (s->gm && sp_gmatch_finished(s->gm))) {
         seq_end(e, i, SP_FINISH_STOP, 1);
         return 1;
     }
@@ -857,6 +873,8 @@ void sp_sched_free(sp_engine *e) {
     free(e->cand);
     free(e->row_copy);
     free(e->failed);
+    sp_gvocab_free(e->gvocab);
+    e->gvocab = NULL;
     sp_cons_vocab_free(e->cons_vocab);
     e->cons_vocab = NULL;
     e->row_copy = NULL;

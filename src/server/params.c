@@ -462,6 +462,7 @@ void gen_req_free(gen_req *g) {
     free(g->prompt);
     free(g->forced);
     free(g->constraint);
+    sp_grammar_release(g->grammar);
     free(g->bias);
     for (int i = 0; i < g->n_stop; i++) free(g->stop[i]);
     free(g->stop);

@@ -348,7 +348,8 @@ void route_chat_or_completion(sp_server *s, const json_t *body, int chat, reply 
     }
     gen_req g;
     if (parse_gen_request(body, chat, info, &s->opts.media, &g, &err) ||
-        chat_output_setup(s, body, info, &g, &err)) {
+        chat_output_setup(s, body, info, &g, &err) ||
+        structured_output_setup(body, info, &g, &err)) {
         gen_req_free(&g);
         reply_error(r, &err);
         return;

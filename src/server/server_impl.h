@@ -130,7 +130,8 @@ typedef struct gen_req {
     int keep_special;        /* the output text keeps special tokens (format markers) */
     /* tool_choice enforcement (tools.c); owned, one allocation */
     sp_tool_constraint *constraint;
-    int32_t *forced; /* test hook: the output is these ids (owned) */
+    sp_grammar *grammar; /* structured output (structured.c); one reference */
+    int32_t *forced;     /* test hook: the output is these ids (owned) */
     size_t n_forced;
     req_images images; /* chat: the images of the messages */
 } gen_req;
@@ -157,6 +158,12 @@ int chat_message_tool_calls(json_t *msg, size_t i, api_error *err);
  * constraint and the test hook's forced output, once the prompt is built. */
 int chat_output_setup(sp_server *s, const json_t *body, const sp_engine_info *info, gen_req *g,
                       api_error *err);
+
+/* Structured output (structured.c): response_format, guided_json,
+ * guided_choice, guided_regex, json_schema compiled into g->grammar, after
+ * chat_output_setup (it needs the reasoning format). */
+int structured_output_setup(const json_t *body, const sp_engine_info *info, gen_req *g,
+                            api_error *err);
 
 /* The output pipeline of one request (chatout.c): engine events in, chat
  * events (content, reasoning, tool calls) out. */

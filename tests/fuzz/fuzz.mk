@@ -42,6 +42,7 @@ NEEDS_tokenize       := $(TOK)
 NEEDS_detok          := $(TOK)
 NEEDS_template       := chat $(TOK)
 NEEDS_toolcall       := chat $(TOK)
+NEEDS_schema         := chat $(LOW)
 NEEDS_request        := server engine vision media model chat $(TOK)
 NEEDS_image          := media $(LOW)
 

@@ -23,6 +23,7 @@
 #include "../fuzz/fuzz_json_config.c"
 #include "../fuzz/fuzz_request.c"
 #include "../fuzz/fuzz_safetensors.c"
+#include "../fuzz/fuzz_schema.c"
 #include "../fuzz/fuzz_safetensors_sharded.c"
 #include "../fuzz/fuzz_template.c"
 #include "../fuzz/fuzz_tokenize.c"
@@ -43,6 +44,7 @@ static const fuzz_target targets[] = {
     {"template", fuzz_template, 0},       {"request", fuzz_request, 1},
     {"toolcall", fuzz_toolcall, 0},       {"safetensors_sharded", fuzz_safetensors_sharded, 0},
     {"gguf_vocab", fuzz_gguf_vocab, 0},   {"image", fuzz_image, 0},
+    {"schema", fuzz_schema, 0},
 };
 
 static int cmp_names(const void *a, const void *b) {
