@@ -72,7 +72,8 @@ int gen_submit_one(sp_server *s, const json_t *chat_body, const sp_engine_info *
         return -1;
     }
     if (parse_gen_request(chat_body, 1, info, &s->opts.media, g, err) ||
-        chat_output_setup(s, chat_body, info, g, err)) {
+        chat_output_setup(s, chat_body, info, g, err) ||
+        structured_output_setup(chat_body, info, g, err)) {
         gen_req_free(g);
         return -1;
     }

@@ -28,7 +28,10 @@ static int bad(api_error *err, const char *param, const char *fmt, ...) {
 /* text.format: the one place structured output plugs in. Plain text is
  * what generation gives; JSON output needs the structured-output work
  * (issue 17) and is refused until it lands. */
-static int text_format(const json_t *body, api_error *err) {
+/* text.format becomes the chat body's response_format (structured output,
+ * server/structured.c): json_schema's name/schema/strict move under
+ * "json_schema", as chat completions nest them. */
+static int text_format(const json_t *body, json_t *chat, api_error *err) {
     const json_t *text = json_object_get(body, "text");
     if (!text || json_is_null(text)) return 0;
     if (!json_is_object(text)) return bad(err, "text", "must be an object");
@@ -37,9 +40,21 @@ static int text_format(const json_t *body, api_error *err) {
     const char *type = json_string_value(json_object_get(fmt, "type"));
     if (!json_is_object(fmt) || !type) return bad(err, "text.format.type", "is required");
     if (!strcmp(type, "text")) return 0;
-    if (!strcmp(type, "json_schema") || !strcmp(type, "json_object"))
-        return bad(err, "text.format.type",
-                   "\"%s\" is not supported yet (structured output): use \"text\"", type);
+    if (!strcmp(type, "json_object")) {
+        json_object_set_new(chat, "response_format", json_pack("{s:s}", "type", "json_object"));
+        return 0;
+    }
+    if (!strcmp(type, "json_schema")) {
+        json_t *js = json_object();
+        const char *keys[] = {"name", "schema", "strict", "description"};
+        for (size_t i = 0; i < 4; i++) {
+            json_t *v = json_object_get(fmt, keys[i]);
+            if (v) json_object_set(js, keys[i], v);
+        }
+        json_object_set_new(chat, "response_format",
+                            json_pack("{s:s,s:o}", "type", "json_schema", "json_schema", js));
+        return 0;
+    }
     return bad(err, "text.format.type", "must be \"text\", \"json_schema\" or \"json_object\"");
 }
 
@@ -303,8 +318,12 @@ int responses_to_chat(const json_t *body, json_t **chat, api_error *err) {
     if (!json_is_object(body)) return bad(err, NULL, "the request body must be a JSON object");
     const json_t *model = json_object_get(body, "model");
     if (model && !json_is_string(model)) return bad(err, "model", "must be a string");
-    if (unsupported(body, err) || text_format(body, err)) return -1;
+    if (unsupported(body, err)) return -1;
     json_t *c = json_object();
+    if (text_format(body, c, err)) {
+        json_decref(c);
+        return -1;
+    }
     const json_t *hook = json_object_get(body, "spindle_debug_force_output"); /* tests only */
     if (hook) json_object_set(c, "spindle_debug_force_output", (json_t *)hook);
     if (convert_input(body, c, err) || convert_tools(body, c, err) ||

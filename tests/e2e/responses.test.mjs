@@ -147,15 +147,14 @@ test('function call round trip: function_call item, then function_call_output, t
   assert.equal(a.output_text, 'It is 21 degrees and clear.');
 });
 
-test('store is accepted (nothing stored); previous_response_id and JSON text formats are 400s', async () => {
+test('store is accepted (nothing stored); previous_response_id is a 400', async () => {
   const ok = await client.responses.create({ model: 'm', input: 'hi', store: true, max_output_tokens: 2,
     text: { format: { type: 'text' } } });
   assert.equal(ok.store, false);
   const cases = [
     [{ previous_response_id: 'resp_123' }, 'previous_response_id', /stores no responses/],
     [{ conversation: 'conv_1' }, 'conversation', /not supported/],
-    [{ text: { format: { type: 'json_schema', name: 'x', schema: {} } } }, 'text.format.type', /not supported yet/],
-    [{ text: { format: { type: 'json_object' } } }, 'text.format.type', /not supported yet/],
+    [{ text: { format: { type: 'xml' } } }, 'text.format.type', /json_schema/],
     [{ input: [] }, 'input', /non-empty/],
     [{ input: [{ type: 'item_reference', id: 'msg_1' }] }, 'input[0]', /item_reference/],
     [{ input: [{ role: 'critic', content: 'x' }] }, 'input[0].role', /user/],
@@ -172,4 +171,27 @@ test('store is accepted (nothing stored); previous_response_id and JSON text for
   }
   await assert.rejects(client.responses.create({ model: 'm', input: 'hi', previous_response_id: 'resp_1' }),
     (e) => e.status === 400 && e.param === 'previous_response_id');
+});
+
+test('text.format json_schema and json_object constrain the output (structured output)', async () => {
+  const schema = {
+    type: 'object',
+    properties: { city: { type: 'string', maxLength: 12 }, temp: { type: 'integer', minimum: -50, maximum: 60 } },
+    required: ['city', 'temp'], additionalProperties: false,
+  };
+  const r = await client.responses.create({ model: 'm', input: 'The weather?', max_output_tokens: 64,
+    temperature: 0, text: { format: { type: 'json_schema', name: 'weather', schema, strict: true } } });
+  const v = JSON.parse(r.output_text);
+  assert.deepEqual(Object.keys(v).sort(), ['city', 'temp']);
+  assert.equal(typeof v.city, 'string');
+  assert.ok(v.city.length <= 12);
+  assert.ok(Number.isInteger(v.temp) && v.temp >= -50 && v.temp <= 60, r.output_text);
+  const o = await client.responses.create({ model: 'm', input: 'Any object', max_output_tokens: 48,
+    temperature: 0, text: { format: { type: 'json_object' } } });
+  assert.equal(typeof JSON.parse(o.output_text), 'object');
+  // a keyword structured output cannot enforce is a 400 naming it
+  const res = await postRaw(srv.base, '/v1/responses', JSON.stringify({ model: 'm', input: 'hi',
+    text: { format: { type: 'json_schema', name: 'x', schema: { not: { type: 'string' } } } } }));
+  assert.equal(res.status, 400, res.text);
+  assert.match(res.json.error.message, /not/);
 });
