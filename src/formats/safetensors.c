@@ -230,6 +230,13 @@ static sp_status parse_file(sp_safetensors *st, int fi, sp_error *err) {
             if (!json_is_object(v))
                 return sp_fail(err, SP_EFORMAT, "%s: __metadata__ is %s, not an object", path,
                                sp_json_type_name(v));
+            const char *mk; /* the format: a map of strings to strings */
+            json_t *mv;
+            json_object_foreach(v, mk, mv) {
+                if (!json_is_string(mv))
+                    return sp_fail(err, SP_EFORMAT, "%s: __metadata__.%s is %s, not a string", path,
+                                   mk, sp_json_type_name(mv));
+            }
             continue;
         }
         st_entry *e = push_entry(st);

@@ -202,8 +202,9 @@ static sp_status read_rope_meta(sp_gguf_map *m, rope_meta *r, sp_error *err) {
     SP_TRY(sp_gguf_kv_u32(m, "rope.scaling.original_context_length", 0, 0, &r->orig, err));
     SP_TRY(
         sp_gguf_get_str(m->g, key_of(m, "rope.scaling.type", k, sizeof k), NULL, 0, &r->type, err));
-    if (!(r->base > 0) || !isfinite(r->base))
-        return bad(m, "rope.freq_base", "must be > 0", (long long)r->base, err);
+    if (!(r->base > 0) || !isfinite(r->base)) /* a float: %g, not bad()'s integer */
+        return sp_fail(err, SP_EFORMAT, "%s: metadata key %s.rope.freq_base: must be > 0 (%g)",
+                       sp_gguf_path(m->g), m->an, (double)r->base);
     return SP_OK;
 }
 
