@@ -16,8 +16,11 @@ const char *arg_value(int argc, char **argv, int *i);
 int arg_ids(const char *cmd, const char *s, int32_t **ids, size_t *n);
 /* Parses a non-negative integer flag value; 0 on error. */
 int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+/* Checks an --isa value and sets SPINDLE_ISA to it; 0 (message printed) if
+ * it names no level. */
+int arg_isa(const char *cmd, const char *v);
 /* Handles the model options shared by commands (--precision, --threads,
- * --mmap, --longrope-long). Returns 1 if argv[*i] was one of them, -1 on a
+ * --mmap, --longrope-long, --isa). Returns 1 if argv[*i] was one of them, -1 on a
  * bad value, 0 if not a model option. */
 int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts *o);
 
@@ -40,6 +43,8 @@ int arg_parse(int argc, char **argv, const arg_flag *flags, sp_model_opts *model
     "  --precision f32|fast  f32: exact reference arithmetic (default fast)\n"                     \
     "  --threads N           compute threads (default: all cores)\n"                               \
     "  --mmap                serve weights from the file mapping instead of memory\n"              \
-    "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"
+    "  --quantize q8_0|q4_k  re-quantize safetensors weights at load\n"                            \
+    "  --isa LEVEL           scalar|avx2|avx512|avx512bf16: kernels to use, at most the\n"         \
+    "                        CPU's (default: SPINDLE_ISA, else the best the CPU has)\n"
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "chat/toolcall.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "server/server.h"
 
@@ -32,6 +33,8 @@ static void usage(FILE *f) {
             "  --threads-http N      max concurrent HTTP connections (default 128)\n"
             "  --precision f32|fast  activation precision (default fast)\n"
             "  --mmap                serve weights from the file mapping\n"
+            "  --isa LEVEL           scalar|avx2|avx512|avx512bf16 kernels, at most the CPU's\n"
+            "                        (default: SPINDLE_ISA, else the best the CPU has)\n"
             "  --chat-template FILE  Jinja chat template overriding the model's\n"
             "  --tool-parser NAME    hermes|llama3|gemma4|json|none (default: from the template)\n"
             "  --max-body BYTES      request body limit (default 8M)\n"
@@ -191,6 +194,9 @@ static int parse_args(int argc, char **argv, serve_args *a) {
                 fprintf(stderr, "spindle serve: --precision must be f32 or fast\n");
                 return -1;
             }
+        } else if (!strcmp(f, "--isa")) {
+            NEED_VALUE();
+            if (!arg_isa("serve", v)) return -1;
         } else if (!strcmp(f, "--mmap")) {
             a->eng.model.use_mmap = 1;
         } else if (!strcmp(f, "--chat-template")) {

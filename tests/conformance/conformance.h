@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "fixture.h"
+#include "isa_levels.h"
 #include "model/seq.h"
 
 static inline int top1_same(const float *a, const float *b, int rows, int V) {
@@ -91,6 +92,9 @@ static inline void check_fixture(const char *name, sp_precision prec) {
 }
 
 static inline int run_fixtures(const char *suite, const char *const *names, int n) {
+    int rc = isa_from_env(suite);
+    if (rc >= 0) return rc;
+    printf("kernels: %s\n", sp_isa_name(sp_ops_isa()));
     printf("| fixture              | mode | prompt err | step err | top-1 | greedy |\n");
     for (int i = 0; i < n; i++) {
         check_fixture(names[i], SP_PREC_F32);

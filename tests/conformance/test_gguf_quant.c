@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "isa_levels.h"
 #include "gguf_quant_ref.h"
 #include "gguf_pad.h"
 #include "gguf_synth.h"
@@ -196,6 +197,7 @@ static const struct {
 #define BOUND_K 6.0f
 
 #define SEQ 256
+static char g_out[600]; /* build/gguf-quant-<level>: this run's models */
 
 static float *synth_logits(const char *path, sp_precision p, const int32_t *ids) {
     sp_model *m = qref_model(path, p);
@@ -278,7 +280,7 @@ static int build_stories(sp_dtype t, const char *path, char *msg, size_t n) {
 /* Every type against the same model in F32 over SEQ positions. */
 static void all_types(const char *model, build_fn build, const int32_t *ids, int literal_98) {
     char path[700], msg[1024];
-    snprintf(path, sizeof path, "%s/gguf-quant/%s-f32.gguf", SP_BUILD_DIR, model);
+    snprintf(path, sizeof path, "%s/%s-f32.gguf", g_out, model);
     CHECKF(build(SP_F32, path, msg, sizeof msg), "%s", msg);
     float *ref = synth_logits(path, SP_PREC_F32, ids);
     CHECKF(ref != NULL, "%s: forward", path);
@@ -289,8 +291,7 @@ static void all_types(const char *model, build_fn build, const int32_t *ids, int
     printf("| type  | mode | rms err / rms logit | top-1 vs F32 |\n");
     for (size_t k = 0; k < sizeof own_types / sizeof own_types[0]; k++) {
         sp_dtype t = own_types[k].t;
-        snprintf(path, sizeof path, "%s/gguf-quant/%s-%s.gguf", SP_BUILD_DIR, model,
-                 sp_dtype_name(t));
+        snprintf(path, sizeof path, "%s/%s-%s.gguf", g_out, model, sp_dtype_name(t));
         if (!build(t, path, msg, sizeof msg)) {
             CHECKF(0, "%s", msg);
             continue;
@@ -309,8 +310,7 @@ static void all_types(const char *model, build_fn build, const int32_t *ids, int
 }
 
 static void part_own_models(void) {
-    char dir[600];
-    snprintf(dir, sizeof dir, "%s/gguf-quant", SP_BUILD_DIR);
+    const char *dir = g_out;
     CHECKF(mkdir(dir, 0755) == 0 || errno == EEXIST, "%s: cannot create", dir);
     int32_t ids[SEQ];
     CHECKF(story_tokens(ids) > 0, "stories260K.llamacpp-greedy.json: no token ids");
@@ -332,6 +332,10 @@ static void part_own_models(void) {
 }
 
 int main(void) {
+    int rc = isa_from_env("test_gguf_quant");
+    if (rc >= 0) return rc;
+    /* one folder per level: ctest runs the levels side by side */
+    snprintf(g_out, sizeof g_out, "%s/gguf-quant-%s", SP_BUILD_DIR, sp_isa_name(sp_ops_isa()));
     part_llamacpp();
     part_own_models();
     return check_summary("test_gguf_quant");
