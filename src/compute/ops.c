@@ -47,8 +47,7 @@ static const sp_kernel_table *table_for(sp_isa isa) {
     return &sp_kernels_scalar;
 }
 
-/* The features level isa needs that this CPU (or its OS) lacks. */
-static void missing_features(sp_isa isa, char *buf, size_t size) {
+void sp_isa_missing(sp_isa isa, char *buf, size_t size) {
     if (size == 0) return;
     sp_cpu_features f = sp_cpu_detect();
     struct {
@@ -77,14 +76,10 @@ static void missing_features(sp_isa isa, char *buf, size_t size) {
 sp_isa sp_ops_cpu_max(void) {
     char miss[128];
     for (int l = SP_ISA_LEVELS - 1; l > SP_ISA_SCALAR; l--) {
-        missing_features((sp_isa)l, miss, sizeof miss);
+        sp_isa_missing((sp_isa)l, miss, sizeof miss);
         if (!miss[0]) return (sp_isa)l;
     }
     return SP_ISA_SCALAR;
-}
-
-void sp_isa_missing(sp_isa isa, char *buf, size_t size) {
-    missing_features(isa, buf, size);
 }
 
 /* The one start-up line: which kernel table runs, and why that one. */
@@ -102,7 +97,7 @@ static void init_from_env(void) {
                 "level)",
                 sp_isa_name(max));
     else if (want > max) {
-        missing_features(want, miss, sizeof miss);
+        sp_isa_missing(want, miss, sizeof miss);
         SP_WARN("compute kernels: %s (SPINDLE_ISA=%s asked for more than this CPU has: it lacks "
                 "%s)",
                 sp_isa_name(max), req, miss);
