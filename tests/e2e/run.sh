@@ -12,6 +12,9 @@ bin="$(realpath "$1")"
 shared="$(realpath "$2")"
 build="$(realpath "$3")"
 shift 3
+# the tests' scratch files (corrupt model copies, templates) stay in build/
+export TMPDIR="$build/tmp"
+mkdir -p "$TMPDIR"
 
 if [[ ! -f "$here/node_modules/openai/package.json" ]]; then
     echo "e2e: installing node packages (npm ci)" >&2
