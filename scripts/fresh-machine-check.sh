@@ -69,7 +69,18 @@ else
     { tail -20 "$root.debootstrap.log"; exit 1; }
   log "debootstrap: $((SECONDS - t0)) s"
 fi
+# The host's network set-up comes along: its resolver, its proxy settings
+# (below) and, behind a TLS-intercepting proxy, the CA certificates it added
+# itself (/usr/local/share/ca-certificates: update-ca-certificates puts them
+# into the root's bundle when install-deps installs ca-certificates;
+# NODE_EXTRA_CA_CERTS, if the host sets it, makes npm use that bundle). A
+# machine on the open internet has none of these.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  log "host CA certificates added: $(cd /usr/local/share/ca-certificates && echo *.crt)"
+fi
 
 # ---- a clean clone of HEAD, and ../shared ------------------------------------
 head="$(git -C "$here" rev-parse HEAD)"
@@ -89,10 +100,10 @@ mount_in devpts devpts "$root/dev/pts"
 mount_in tmpfs tmpfs "$root/dev/shm"
 mount_in tmpfs tmpfs "$root/tmp"
 
-# A login-like environment: nothing from this shell but the proxy settings.
+# A login-like environment: nothing from this shell but the network settings.
 chroot_cmd=(chroot "$root" env -i HOME=/root LANG=C.UTF-8 TERM=dumb
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin)
-for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY NODE_EXTRA_CA_CERTS; do
   if [ -n "${!v:-}" ]; then chroot_cmd+=("$v=${!v}"); fi
 done
 in_root() { # SHELL COMMAND...: run by bash inside the root, in the clone
