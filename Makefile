@@ -1,4 +1,4 @@
-# Newcomer commands:
+# Newcomer commands (both install the Debian packages they need first):
 #   make run    build and serve a model (MODEL=path, ARGS="--port 8001 ...")
 #   make test   build and run every suite: format check, unit + conformance +
 #               CLI tests, end-to-end tests with the openai client, the
@@ -12,18 +12,23 @@ ARGS     ?=
 CMAKE_FLAGS ?=
 TOKENIZERS = $(abspath build/tokenizers)
 
-.PHONY: all build run test test-cuda unit e2e load asan tsan fuzz fuzz-ci tokenizers bench format format-check clean
+.PHONY: all deps build run test test-cuda unit e2e load asan tsan fuzz fuzz-ci tokenizers bench format format-check clean
 
 all: build
 
-build:
+# The Debian packages every target needs (scripts/install-deps.sh: a quick
+# check when all are present; apt-get as root, or through sudo).
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DSP_SHARED_DIR=$(SHARED) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
 	$(BUILD)/spindle serve --model $(MODEL) $(ARGS)
 
-tokenizers:
+tokenizers: deps
 	@bash scripts/fetch-tokenizers.sh $(TOKENIZERS)
 
 unit: build tokenizers
@@ -89,10 +94,10 @@ bench: build
 
 FORMAT_FILES = $(wildcard $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null))
 
-format:
+format: deps
 	clang-format -i $(FORMAT_FILES)
 
-format-check:
+format-check: deps
 	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "clang-format: ok"
 
 clean:

@@ -58,8 +58,24 @@ int arg_ids(const char *cmd, const char *s, int32_t **ids, size_t *n) {
     return 1;
 }
 
+/* --isa LEVEL is SPINDLE_ISA=LEVEL for this process: the kernels are chosen
+ * once, when the first model loads (sp_ops_init), before any thread starts. */
+int arg_isa(const char *cmd, const char *v) {
+    sp_isa isa;
+    if (!sp_isa_parse(v, &isa)) {
+        fprintf(stderr, "spindle %s: --isa must be scalar, avx2, avx512 or avx512bf16, got '%s'\n",
+                cmd, v);
+        return 0;
+    }
+    return setenv("SPINDLE_ISA", v, 1) == 0;
+}
+
 int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts *o) {
     const char *f = argv[*i];
+    if (!strcmp(f, "--isa")) {
+        const char *v = arg_value(argc, argv, i);
+        return v && arg_isa(cmd, v) ? 1 : -1;
+    }
     if (!strcmp(f, "--mmap")) {
         o->use_mmap = 1;
         return 1;

@@ -16,9 +16,12 @@ const char *arg_value(int argc, char **argv, int *i);
 int arg_ids(const char *cmd, const char *s, int32_t **ids, size_t *n);
 /* Parses a non-negative integer flag value; 0 on error. */
 int arg_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+/* Checks an --isa value and sets SPINDLE_ISA to it; 0 (message printed) if
+ * it names no level. */
+int arg_isa(const char *cmd, const char *v);
 /* Handles the model options shared by commands (--precision, --threads,
- * --mmap, --longrope-long, --quantize, --device, --load-format). Returns 1 if argv[*i] was one of
- * them, -1 on a bad value, 0 if not a model option. */
+ * --mmap, --longrope-long, --quantize, --device, --kv-type, --load-format, --isa).
+ * Returns 1 if argv[*i] was one of them, -1 on a bad value, 0 if not a model option. */
 int arg_model_opt(const char *cmd, int argc, char **argv, int *i, sp_model_opts *o);
 /* sp_model_opts_default with the command line's default device (AUTO). */
 void arg_model_opts_default(sp_model_opts *o);
@@ -47,6 +50,8 @@ int arg_parse(int argc, char **argv, const arg_flag *flags, sp_model_opts *model
     "                        device, else the CPU)\n"                                              \
     "  --kv-type T           GPU K/V cache: f16 (fast mode's default), bf16 or f32\n"              \
     "  --load-format dummy   random weights sized from config.json (benchmarks of shapes\n"        \
-    "                        whose files do not fit the disk)\n"
+    "                        whose files do not fit the disk)\n"                                   \
+    "  --isa LEVEL           scalar|avx2|avx512|avx512bf16: kernels to use, at most the\n"         \
+    "                        CPU's (default: SPINDLE_ISA, else the best the CPU has)\n"
 
 #endif

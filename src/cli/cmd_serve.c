@@ -34,6 +34,8 @@ static void usage(FILE *f) {
            "  --threads-http N      max concurrent HTTP connections (default 128)\n"
            "  --precision f32|fast  activation precision (default fast)\n"
            "  --mmap                serve weights from the file mapping\n"
+           "  --isa LEVEL           scalar|avx2|avx512|avx512bf16 kernels, at most the CPU's\n"
+           "                        (default: SPINDLE_ISA, else the best the CPU has)\n"
            "  --device D            cpu, cuda, cuda:N or auto (default: the first usable CUDA\n"
            "                        device, else the CPU)\n"
            "  --load-format dummy   random weights sized from config.json\n"
@@ -250,6 +252,9 @@ static int parse_args(int argc, char **argv, serve_args *a) {
                 a->srv.max_body = (size_t)n;
         } else if (!strcmp(f, "--no-webui")) {
             a->srv.no_webui = 1;
+        } else if (!strcmp(f, "--isa")) {
+            NEED_VALUE();
+            if (!arg_isa("serve", v)) return -1;
         } else if (!strcmp(f, "--chat-template")) {
             NEED_VALUE();
             a->eng.chat_template_file = v;

@@ -1,8 +1,10 @@
 /* spindle: an OpenAI-compatible LLM inference server. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
+#include "compute/ops.h"
 
 static const struct {
     const char *name;
@@ -26,6 +28,13 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    const char *isa = getenv("SPINDLE_ISA");
+    sp_isa level;
+    if (isa && *isa && !sp_isa_parse(isa, &level)) {
+        fprintf(stderr,
+                "spindle: SPINDLE_ISA must be scalar, avx2, avx512 or avx512bf16, got '%s'\n", isa);
+        return 2;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;

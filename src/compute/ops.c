@@ -4,7 +4,11 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "base/log.h"
 #include "compute/cpu.h"
 #include "compute/ops_internal.h"
 
@@ -15,9 +19,10 @@ static _Atomic int g_isa = SP_ISA_SCALAR;
  * entries they lack (attention helpers, the integer prefill GEMM) come from
  * the AVX2 table, whose code runs on every AVX-512 CPU. The f32 panel GEMM
  * is not borrowed: the AVX-512 gemm stays in charge of f32/f16/bf16
- * prefill there (not measured against each other: no AVX-512 CPU here). */
+ * prefill there (speed is issue 22's business). */
 static sp_kernel_table g_avx512, g_avx512_bf16;
 static pthread_once_t g_avx512_once = PTHREAD_ONCE_INIT;
+static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
 
 static void borrow_avx2(sp_kernel_table *t, const sp_kernel_table *own) {
     const sp_kernel_table *b = &sp_kernels_avx2;
@@ -34,23 +39,75 @@ static void build_avx512_tables(void) {
 }
 
 static const sp_kernel_table *table_for(sp_isa isa) {
-    if (isa == SP_ISA_AVX512) {
+    if (isa >= SP_ISA_AVX512) {
         pthread_once(&g_avx512_once, build_avx512_tables);
-        return sp_cpu_detect().avx512bf16 ? &g_avx512_bf16 : &g_avx512;
+        return isa == SP_ISA_AVX512BF16 ? &g_avx512_bf16 : &g_avx512;
     }
     if (isa == SP_ISA_AVX2) return &sp_kernels_avx2;
     return &sp_kernels_scalar;
 }
 
-sp_isa sp_ops_cpu_max(void) {
+void sp_isa_missing(sp_isa isa, char *buf, size_t size) {
+    if (size == 0) return;
     sp_cpu_features f = sp_cpu_detect();
-    int avx2 = f.os_avx && f.avx2 && f.fma && f.f16c;
-    int avx512 = avx2 && f.os_avx512 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
-    return avx512 ? SP_ISA_AVX512 : avx2 ? SP_ISA_AVX2 : SP_ISA_SCALAR;
+    struct {
+        sp_isa level;
+        int have;
+        const char *name;
+    } need[] = {
+        {SP_ISA_AVX2, f.os_avx, "OS AVX state"},
+        {SP_ISA_AVX2, f.avx2, "avx2"},
+        {SP_ISA_AVX2, f.fma, "fma"},
+        {SP_ISA_AVX2, f.f16c, "f16c"},
+        {SP_ISA_AVX512, f.os_avx512, "OS AVX-512 state"},
+        {SP_ISA_AVX512, f.avx512f, "avx512f"},
+        {SP_ISA_AVX512, f.avx512bw, "avx512bw"},
+        {SP_ISA_AVX512, f.avx512vl, "avx512vl"},
+        {SP_ISA_AVX512, f.avx512dq, "avx512dq"},
+        {SP_ISA_AVX512BF16, f.avx512bf16, "avx512_bf16"},
+    };
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (need[i].level <= isa && !need[i].have && len < size)
+            len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? " " : "", need[i].name);
+}
+
+sp_isa sp_ops_cpu_max(void) {
+    char miss[128];
+    for (int l = SP_ISA_LEVELS - 1; l > SP_ISA_SCALAR; l--) {
+        sp_isa_missing((sp_isa)l, miss, sizeof miss);
+        if (!miss[0]) return (sp_isa)l;
+    }
+    return SP_ISA_SCALAR;
+}
+
+/* The one start-up line: which kernel table runs, and why that one. */
+static void init_from_env(void) {
+    const char *req = getenv("SPINDLE_ISA");
+    sp_isa max = sp_ops_cpu_max(), want = max;
+    char miss[128];
+    if (req && *req && !sp_isa_parse(req, &want)) {
+        SP_WARN("SPINDLE_ISA=%s is not a level (scalar, avx2, avx512, avx512bf16): ignored", req);
+        req = NULL, want = max;
+    }
+    sp_ops_set_isa(want);
+    if (!req || !*req)
+        SP_INFO("compute kernels: %s (the best this CPU has; SPINDLE_ISA or --isa selects a lower "
+                "level)",
+                sp_isa_name(max));
+    else if (want > max) {
+        sp_isa_missing(want, miss, sizeof miss);
+        SP_WARN("compute kernels: %s (SPINDLE_ISA=%s asked for more than this CPU has: it lacks "
+                "%s)",
+                sp_isa_name(max), req, miss);
+    } else
+        SP_INFO("compute kernels: %s (SPINDLE_ISA=%s; this CPU has up to %s)", sp_isa_name(want),
+                req, sp_isa_name(max));
 }
 
 void sp_ops_init(void) {
-    sp_ops_set_isa(sp_ops_cpu_max());
+    pthread_once(&g_init_once, init_from_env);
 }
 
 sp_isa sp_ops_isa(void) {
@@ -65,16 +122,19 @@ sp_isa sp_ops_set_isa(sp_isa isa) {
     return (sp_isa)atomic_exchange_explicit(&g_isa, (int)isa, memory_order_acq_rel);
 }
 
+static const char *const g_isa_names[SP_ISA_LEVELS] = {"scalar", "avx2", "avx512", "avx512bf16"};
+
 const char *sp_isa_name(sp_isa isa) {
-    switch (isa) {
-    case SP_ISA_SCALAR:
-        return "scalar";
-    case SP_ISA_AVX2:
-        return "avx2";
-    case SP_ISA_AVX512:
-        return "avx512";
-    }
-    return "unknown";
+    return (int)isa >= 0 && (int)isa < SP_ISA_LEVELS ? g_isa_names[isa] : "unknown";
+}
+
+int sp_isa_parse(const char *name, sp_isa *isa) {
+    for (int l = 0; l < SP_ISA_LEVELS; l++)
+        if (!strcmp(name, g_isa_names[l])) {
+            *isa = (sp_isa)l;
+            return 1;
+        }
+    return 0;
 }
 
 int sp_ops_has_bf16_dot(void) {

@@ -1,23 +1,41 @@
 /* The compute interface the forward pass uses. Every kernel has a scalar
- * reference; AVX2 and AVX-512 versions are chosen once by CPUID
- * (sp_ops_init) and must agree with the scalar one (tests/unit). */
+ * reference; AVX2 and AVX-512 versions are chosen once per process
+ * (sp_ops_init: the best the CPU has, or SPINDLE_ISA) and must agree with
+ * the scalar one (tests/unit). */
 #ifndef SP_COMPUTE_OPS_H
 #define SP_COMPUTE_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "compute/pool.h"
 #include "compute/tensor.h"
 
-typedef enum sp_isa { SP_ISA_SCALAR = 0, SP_ISA_AVX2 = 1, SP_ISA_AVX512 = 2 } sp_isa;
+/* Kernel levels, each a superset of the one below: AVX2 needs AVX2 + FMA +
+ * F16C; AVX512 needs AVX-512 F/BW/VL/DQ (its quantized dots also use VNNI
+ * where the CPU has it); AVX512BF16 adds the bf16 pair-dot (vdpbf16ps). */
+typedef enum sp_isa {
+    SP_ISA_SCALAR = 0,
+    SP_ISA_AVX2 = 1,
+    SP_ISA_AVX512 = 2,
+    SP_ISA_AVX512BF16 = 3,
+} sp_isa;
+#define SP_ISA_LEVELS 4
 
-/* Detects the CPU and selects kernels; call once before any kernel. */
+/* Selects the kernels once per process (later calls do nothing): the level
+ * named by the environment variable SPINDLE_ISA, else the best this CPU
+ * has, clamped to what the CPU has; logs one line saying which and why. */
 void sp_ops_init(void);
 sp_isa sp_ops_isa(void);     /* selected level */
 sp_isa sp_ops_cpu_max(void); /* best level this CPU supports */
 /* Tests: force a level (<= the CPU's); returns the previous one. */
 sp_isa sp_ops_set_isa(sp_isa isa);
 const char *sp_isa_name(sp_isa isa);
+/* "scalar", "avx2", "avx512" or "avx512bf16" -> *isa; 0 if not a level. */
+int sp_isa_parse(const char *name, sp_isa *isa);
+/* The features level isa needs that this CPU or its OS lacks, space
+ * separated, into buf ("" when the CPU has the level). */
+void sp_isa_missing(sp_isa isa, char *buf, size_t size);
 /* 1 when the selected level has a bf16 pair-dot instruction (AVX512_BF16):
  * SP_PREC_FAST matmuls with bf16 weights then round activations to bf16. */
 int sp_ops_has_bf16_dot(void);

@@ -13,7 +13,7 @@
  *             per-layer embeddings, where the converter keeps
  *             per_layer_model_proj in full precision as llama-quantize does
  *             and --quantize does not: within 0.1.
- * Writes build/gguf-converted/<name>-<type>.gguf. */
+ * Writes build/gguf-converted-<isa level>/<name>-<type>.gguf. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "isa_levels.h"
 #include "fixture.h"
 #include "gguf_convert.h"
 #include "model/seq.h"
@@ -161,8 +162,11 @@ static void check_family(const char *name, const char *outdir) {
 }
 
 int main(void) {
-    char outdir[600];
-    snprintf(outdir, sizeof outdir, "%s/gguf-converted", SP_BUILD_DIR);
+    int rc = isa_from_env("test_gguf_convert");
+    if (rc >= 0) return rc;
+    char outdir[600]; /* one folder per level: ctest runs the levels side by side */
+    snprintf(outdir, sizeof outdir, "%s/gguf-converted-%s", SP_BUILD_DIR,
+             sp_isa_name(sp_ops_isa()));
     if (mkdir(outdir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "%s: cannot create\n", outdir);
         return 1;

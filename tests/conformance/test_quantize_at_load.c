@@ -43,6 +43,8 @@ static void check_q8(const char *name) {
 
 int main(void) {
     test_device_or_skip("test_quantize_at_load");
+    int rc = isa_from_env("quantize_at_load");
+    if (rc >= 0) return rc;
     static const char *const names[] = {"llama", "qwen2", "qwen3", "phi3_longrope", "gemma3"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) check_q8(names[i]);
     return check_summary("quantize_at_load");

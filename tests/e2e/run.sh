@@ -12,6 +12,9 @@ bin="$(realpath "$1")"
 shared="$(realpath "$2")"
 build="$(realpath "$3")"
 shift 3
+# the tests' scratch files (corrupt model copies, templates) stay in build/
+export TMPDIR="$build/tmp"
+mkdir -p "$TMPDIR"
 
 # (again whenever one of package.json's packages is missing, e.g. one added)
 for pkg in openai playwright-core @anthropic-ai/sdk; do

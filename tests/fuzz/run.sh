@@ -81,6 +81,8 @@ fi
 secs="${1:-30}"
 [[ $# -gt 0 ]] && shift
 out="${FUZZ_OUT:-build/fuzz}"
+mkdir -p "$out/work"
+out="$(cd "$out" && pwd)" # absolute: the fuzzers run inside it
 jobs="${FUZZ_JOBS:-2}"
 if [[ $# -gt 0 ]]; then
     targets=("$@")
@@ -159,17 +161,19 @@ fuzz_one() { # TARGET
     # the seeds join whatever earlier runs found (never written back)
     cp -n "tests/fuzz/corpus/$t/"* "$corpus/" 2>/dev/null
     local dict=()
-    [[ -f "tests/fuzz/dict/$t.dict" ]] && dict=("-dict=tests/fuzz/dict/$t.dict")
+    [[ -f "tests/fuzz/dict/$t.dict" ]] && dict=("-dict=$root/tests/fuzz/dict/$t.dict")
     local before t0 rc
     before="$(ls "$arts" | wc -l)"
     echo "run.sh: fuzzing $t for ${secs}s (log: $log)" >&2
     t0=$SECONDS
     # the outer timeout only bounds a target that stops honouring
     # -max_total_time (a load that never ends); it counts as a failure
+    # run from $out/work: whatever libFuzzer writes without the artifact
+    # prefix (fuzz-N.log of -jobs, ...) stays under build/, never in the repo
     # shellcheck disable=SC2086
-    timeout -k 10 $((secs * 2 + 120)) "$bin" -max_total_time="$secs" -rss_limit_mb=2048 \
-        -timeout=10 -print_final_stats=1 -artifact_prefix="$arts/" "${dict[@]}" \
-        ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1
+    (cd "$out/work" && timeout -k 10 $((secs * 2 + 120)) "$bin" -max_total_time="$secs" \
+        -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix="$arts/" \
+        "${dict[@]}" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1)
     rc=$?
     local execs units result="ok" wall=$((SECONDS - t0))
     execs="$(grep -ho 'stat::number_of_executed_units: *[0-9]*' "$log" |

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "isa_levels.h"
 #define TEST_RAND_SEED 0x13198a2e03707344ull
 #include "test_rand.h"
 #include "compute/ops.h"
@@ -114,15 +115,8 @@ int main(void) {
         {24, 2, 16, 8, 70, 5, 70, 0, 2},        /* two groups of 12 */
     };
     sp_ops_init();
-    sp_isa max = sp_ops_cpu_max();
-    for (int lvl = SP_ISA_SCALAR; lvl <= SP_ISA_AVX512; lvl++) {
-        if (lvl > (int)max) {
-            fprintf(stderr, "test_compute_attention: %s not available on this CPU, not run\n",
-                    sp_isa_name((sp_isa)lvl));
-            continue;
-        }
-        fprintf(stderr, "test_compute_attention: level %s\n", sp_isa_name((sp_isa)lvl));
-        sp_ops_set_isa((sp_isa)lvl);
+    for (int lvl = SP_ISA_SCALAR; lvl < SP_ISA_LEVELS; lvl++) {
+        if (!isa_enter("test_compute_attention", lvl)) continue;
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) run(&cases[i]);
     }
     return check_summary("test_compute_attention");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "isa_levels.h"
 #include "compute/dtype.h"
 #include "compute/ops.h"
 #include "compute/quant.h"
@@ -73,10 +74,9 @@ static void check_type(sp_dtype t, sp_isa isa) {
 int main(void) {
     sp_ops_init();
     const sp_dtype types[] = {SP_Q8_0, SP_Q4_0, SP_Q4_1, SP_Q5_0, SP_Q4_K, SP_Q5_K, SP_Q6_K};
-    for (int isa = SP_ISA_SCALAR; isa <= (int)sp_ops_cpu_max(); isa++)
-        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-            check_type(types[i], (sp_isa)isa);
-    if (sp_ops_cpu_max() < SP_ISA_AVX2)
-        printf("test_compute_dequant: this CPU has no AVX2; only the scalar path was checked\n");
+    for (int isa = SP_ISA_SCALAR; isa < SP_ISA_LEVELS; isa++)
+        if (isa_enter("test_compute_dequant", isa))
+            for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+                check_type(types[i], (sp_isa)isa);
     return check_summary("test_compute_dequant");
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "isa_levels.h"
 #include "test_rand.h"
 #include "compute/ops.h"
 #include "compute/quant.h"
@@ -71,13 +72,18 @@ int main(void) {
                                     {32, 16, 256}, {37, 24, 288}, {301, 40, 64},
                                     {67, 8, 2080}, {96, 19, 96},  {599, 32, 320}};
     const sp_dtype types[] = {SP_Q8_0, SP_Q4_0};
-    for (size_t ti = 0; ti < 2; ti++)
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            int T = shapes[si][0], out = shapes[si][1], in = shapes[si][2];
-            run_case(NULL, types[ti], T, out, in, 0);
-            run_case(pool2, types[ti], T, out, in, 0);
-            if (out % SP_PACK_ROWS == 0) run_case(pool2, types[ti], T, out, in, 1);
-        }
+    /* the scalar level has no integer GEMM: its dequantizing path must land
+     * on the same rounded-activation sums */
+    for (int lvl = SP_ISA_SCALAR; lvl < SP_ISA_LEVELS; lvl++) {
+        if (!isa_enter("test_compute_ipanel", lvl)) continue;
+        for (size_t ti = 0; ti < 2; ti++)
+            for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+                int T = shapes[si][0], out = shapes[si][1], in = shapes[si][2];
+                run_case(NULL, types[ti], T, out, in, 0);
+                run_case(pool2, types[ti], T, out, in, 0);
+                if (out % SP_PACK_ROWS == 0) run_case(pool2, types[ti], T, out, in, 1);
+            }
+    }
     sp_pool_destroy(pool2);
     return check_summary("test_compute_ipanel");
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "isa_levels.h"
 #include "test_rand.h"
 #include "compute/ops.h"
 
@@ -223,16 +224,8 @@ static void test_level(sp_isa isa) {
 
 int main(void) {
     sp_ops_init();
-    sp_isa max = sp_ops_cpu_max();
     test_reference_formulas();
-    for (int lvl = SP_ISA_SCALAR; lvl <= SP_ISA_AVX512; lvl++) {
-        if (lvl > (int)max) {
-            fprintf(stderr, "test_compute_kernels: %s not available on this CPU, not run\n",
-                    sp_isa_name((sp_isa)lvl));
-            continue;
-        }
-        fprintf(stderr, "test_compute_kernels: level %s\n", sp_isa_name((sp_isa)lvl));
-        test_level((sp_isa)lvl);
-    }
+    for (int lvl = SP_ISA_SCALAR; lvl < SP_ISA_LEVELS; lvl++)
+        if (isa_enter("test_compute_kernels", lvl)) test_level((sp_isa)lvl);
     return check_summary("test_compute_kernels");
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "isa_levels.h"
 #define TEST_RAND_SEED 0x243f6a8885a308d3ull
 #include "test_rand.h"
 #include "compute/ops.h"
@@ -153,18 +154,10 @@ static void test_quant_types(sp_pool *pool2) {
 
 int main(void) {
     sp_ops_init();
-    sp_isa max = sp_ops_cpu_max();
     sp_pool *pool2 = sp_pool_create(2), *pool3 = sp_pool_create(3);
     CHECK(pool2 && pool3);
-    for (int lvl = SP_ISA_SCALAR; lvl <= SP_ISA_AVX512; lvl++) {
-        if (lvl > (int)max) {
-            fprintf(stderr, "test_compute_matmul: %s not available on this CPU, not run\n",
-                    sp_isa_name((sp_isa)lvl));
-            continue;
-        }
-        sp_ops_set_isa((sp_isa)lvl);
-        fprintf(stderr, "test_compute_matmul: level %s%s\n", sp_isa_name((sp_isa)lvl),
-                sp_ops_has_bf16_dot() ? " (bf16 pair-dot for fast bf16)" : "");
+    for (int lvl = SP_ISA_SCALAR; lvl < SP_ISA_LEVELS; lvl++) {
+        if (!isa_enter("test_compute_matmul", lvl)) continue;
         test_float_types(pool2, pool3);
         test_quant_types(pool2);
     }
