@@ -24,6 +24,7 @@
 #include "fixture.h"
 #include "model/internal.h"
 #include "model/pooling.h"
+#include "isa_levels.h"
 #include "test_device.h"
 #include "tokenizer/tokenizer.h"
 
@@ -212,12 +213,15 @@ static void check_model(const char *name, const char *dir) {
 
 int main(void) {
     test_device_or_skip("test_embeddings");
+    int rc = isa_from_env("test_embeddings");
+    if (rc >= 0) return rc;
     char dir[1200], cmd[3000];
     snprintf(dir, sizeof dir, "%s/fixtures/embeddings/qwen3_lasttoken", SP_SHARED_DIR);
     check_model("qwen3_lasttoken", dir);
-    /* the CPU and GPU runs may go in parallel (ctest -j): one copy each */
-    snprintf(dir, sizeof dir, "%s/fixtures/gemma3_bidir_mean_dense%s", SP_BUILD_DIR,
-             test_on_cuda() ? "_cuda" : "");
+    /* the GPU run and the run at each kernel level may go in parallel
+     * (ctest -j): one copy each */
+    snprintf(dir, sizeof dir, "%s/fixtures/gemma3_bidir_mean_dense_%s", SP_BUILD_DIR,
+             test_on_cuda() ? "cuda" : sp_isa_name(sp_ops_isa()));
     snprintf(cmd, sizeof cmd, "bash '%s/tests/fixtures/embeddings/assemble.sh' '%s' '%s'",
              SP_SOURCE_DIR, dir, getenv("SP_TOKENIZERS_DIR") ? getenv("SP_TOKENIZERS_DIR") : "");
     CHECKF(system(cmd) == 0, "%s failed", cmd);
