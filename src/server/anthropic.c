@@ -141,10 +141,13 @@ static int tool_result(const json_t *b, const char *path, const json_t *names, j
 }
 
 /* A user message's blocks: tool results first (as tool messages), then the
- * text as one user message. */
+ * text as one user message; with image blocks, the text and images as
+ * chat content parts in their order (server/images.c reads Anthropic's
+ * image blocks as they are). */
 static int user_blocks(const json_t *content, const char *path, const json_t *names, json_t *out,
                        api_error *err) {
-    json_t *texts = json_array();
+    json_t *texts = json_array(), *parts = json_array();
+    int images = 0;
     size_t i;
     json_t *b;
     json_array_foreach(content, i, b) {
@@ -152,21 +155,35 @@ static int user_blocks(const json_t *content, const char *path, const json_t *na
         snprintf(p, sizeof p, "%s[%zu]", path, i);
         const char *type = json_string_value(json_object_get(b, "type"));
         if (type && !strcmp(type, "tool_result")) {
-            if (tool_result(b, p, names, out, err)) return json_decref(texts), -1;
+            if (tool_result(b, p, names, out, err)) goto fail;
         } else if (type && !strcmp(type, "text") && json_is_string(json_object_get(b, "text"))) {
             json_array_append(texts, json_object_get(b, "text"));
+            json_array_append_new(
+                parts, json_pack("{s:s, s:O}", "type", "text", "text", json_object_get(b, "text")));
+        } else if (type && !strcmp(type, "image")) {
+            json_array_append(parts, b);
+            images++;
         } else {
-            json_decref(texts);
-            return bad(err, p, "a user message holds text and tool_result blocks (got %s)%s",
-                       type ? type : "no type",
-                       type && !strcmp(type, "image") ? ": images are not supported" : "");
+            bad(err, p, "a user message holds text, image and tool_result blocks (got %s)",
+                type ? type : "no type");
+            goto fail;
         }
     }
+    if (images) {
+        json_decref(texts);
+        json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", parts));
+        return 0;
+    }
+    json_decref(parts);
     if (!json_array_size(texts) && json_array_size(out)) return json_decref(texts), 0;
     json_t *t = joined(texts, err);
     if (!t) return -1;
     json_array_append_new(out, json_pack("{s:s, s:o}", "role", "user", "content", t));
     return 0;
+fail:
+    json_decref(texts);
+    json_decref(parts);
+    return -1;
 }
 
 static int convert_message(const json_t *m, size_t i, json_t *names, json_t *out, api_error *err) {

@@ -119,6 +119,29 @@ for (const family of ['gemma3', 'gemma4']) {
     });
 }
 
+test('gemma3: Anthropic image blocks on /v1/messages read the same image as image_url parts',
+  { skip }, async () => {
+    const p = refs.gemma3.prompts[0];
+    const parts = content(p.prompt_ids, p.images.map(dataUrl), 500);
+    const blocks = parts.map((x) => (x.type === 'text' ? x : {
+      type: 'image',
+      source: { type: 'base64', media_type: x.image_url.url.slice(5, x.image_url.url.indexOf(';')),
+        data: x.image_url.url.slice(x.image_url.url.indexOf(',') + 1) },
+    }));
+    const srv = servers.gemma3;
+    const c = await srv.client().chat.completions.create({ model: 'x', max_tokens: 12, temperature: 0,
+      messages: [{ role: 'user', content: parts }] });
+    const res = await fetch(`${srv.base}/v1/messages`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ model: 'x', max_tokens: 12, temperature: 0,
+        messages: [{ role: 'user', content: blocks }] }),
+    });
+    const m = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(m));
+    assert.equal(m.usage.input_tokens + (m.usage.cache_read_input_tokens || 0), p.prompt_ids.length);
+    assert.equal(m.content.map((b) => b.text || '').join(''), c.choices[0].message.content);
+  });
+
 test('gemma3: a follow-up turn reuses the cached image; another image does not', { skip },
   async () => {
     const srv = servers.gemma3;
