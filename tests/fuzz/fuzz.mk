@@ -22,7 +22,8 @@ LIBS    := $(shell pkg-config --libs $(PKGS)) -lm -pthread
 AVX2    := -mavx2 -mfma -mf16c
 AVX512  := $(AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni
 
-LAYERS  := base compute formats tokenizer chat model media vision engine server
+# cuda: only src/cuda/stub.c (the .cu files are nvcc's; fuzz builds have no GPU backend)
+LAYERS  := base compute formats tokenizer chat cuda model media vision engine server
 # One archive per layer, so a half-edited file in one layer only blocks the
 # targets that need that layer (run.sh builds with make -k).
 layer_objs = $(patsubst src/%.c,$(OUT)/obj/%.o,$(wildcard src/$(1)/*.c))
@@ -34,8 +35,8 @@ LOW := formats compute base
 TOK := tokenizer $(LOW)
 NEEDS_safetensors    := $(LOW)
 NEEDS_safetensors_sharded := $(LOW)
-NEEDS_gguf           := model $(LOW)
-NEEDS_json_config    := model $(LOW)
+NEEDS_gguf           := model cuda $(LOW)
+NEEDS_json_config    := model cuda $(LOW)
 NEEDS_tokenizer_load := $(TOK)
 NEEDS_gguf_vocab     := $(TOK)
 NEEDS_tokenize       := $(TOK)
@@ -43,7 +44,7 @@ NEEDS_detok          := $(TOK)
 NEEDS_template       := chat $(TOK)
 NEEDS_toolcall       := chat $(TOK)
 NEEDS_schema         := chat $(LOW)
-NEEDS_request        := server engine vision media model chat $(TOK)
+NEEDS_request        := server engine vision media model cuda chat $(TOK)
 NEEDS_image          := media $(LOW)
 
 all: $(TARGETS)
@@ -69,7 +70,7 @@ $(OUT)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(OUT)/fuzz_cflags.s
 # tests/unit/test_fuzz_regressions.c linked against the same sanitized
 # archives: replays corpus + regressions under ASan/UBSan/LSan in seconds
 # (run.sh replay) without a full `make asan` build.
-ALL_ARCHIVES := $(foreach l,server engine vision media model chat tokenizer formats compute base,\
+ALL_ARCHIVES := $(foreach l,server engine vision media model cuda chat tokenizer formats compute base,\
                 $(OUT)/libsp_$(l).a)
 $(OUT)/replay: tests/unit/test_fuzz_regressions.c $(wildcard tests/fuzz/fuzz_*.c) tests/fuzz/fuzz_common.h $(ALL_ARCHIVES)
 	$(CC) $(CFLAGS) -Itests/unit $< $(ALL_ARCHIVES) $(LIBS) -o $@
