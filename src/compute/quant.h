@@ -39,9 +39,11 @@ int sp_quant_quantize(sp_dtype t, const float *src, void *dst, int64_t n);
  * nb blocks per row (Q4_0): nb x 128 bytes of nibbles (block b, chunk k =
  * 0..3: row r's qs[4k..4k+3] at byte 32k + 4r), then nb x 8 f16 scales
  * (block b: the 8 rows' d). Q8_0: nb x 256 bytes (chunk k = 0..7: row r's
- * qs[4k..4k+3] at 32k + 4r), then the scales. A group starts at byte
- * g * 8 * row_bytes, so views of whole groups (rows_view at multiples of 8,
- * experts) stay valid. */
+ * qs[4k..4k+3] at 32k + 4r), then the scales. Q4_K: one 1152-byte piece per
+ * super-block (its qs chunked the same way, then the rows' scale bytes,
+ * d and dmin; quant_internal.h), so a group is read front to back. A group
+ * starts at byte g * 8 * row_bytes, so views of whole groups (rows_view at
+ * multiples of 8, experts) stay valid. */
 #define SP_PACK_ROWS 8
 
 typedef struct sp_quant_packed_kernels {
