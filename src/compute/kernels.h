@@ -93,6 +93,20 @@ typedef struct sp_kernel_table {
     void (*igemm4)(int rows, int toks, int nblk, const uint8_t *p, const float *pd,
                    const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
                    size_t ys);
+    /* Q4_K the same way (VNNI vpdpbusd): a 32-value sub-block is a block
+     * of the Q4_0 contract above (p: its unsigned nibbles), pd holds
+     * [nblk][2][SP_PANEL]: d * scale and dmin * min of each row's
+     * sub-block; kact lays out one row already quantized to Q8_K (q) like
+     * iact4 (group 8: -8 * the sub-block's activation sum; xd: the Q8_K
+     * scale, once per sub-block); kgemm: y[t*ys + r] += sum_b xd[b][t] *
+     * (pd[b][0][r] * dot_b - pd[b][1][r] * sum_b(x)). b0 and nblk count
+     * sub-blocks (multiples of 8). NULL where the level has none. */
+    int (*kpack)(int packed, int rows, const void *w, size_t ws, int nb_row, int b0, int nblk,
+                 uint8_t *p, float *pd);
+    void (*kact)(const void *q, int n, int c, int32_t *xg, float *xd);
+    void (*kgemm)(int rows, int toks, int nblk, const uint8_t *p, const float *pd,
+                  const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
+                  size_t ys);
 } sp_kernel_table;
 
 #define SP_PANEL  16

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "compute/kernels.h"
+#include "compute/quant_internal.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -328,7 +329,169 @@ static void gemm_bf16_pairs(int rows, int toks, int n, const uint16_t *w, size_t
     }
 }
 
+/* ---- integer prefill with VNNI (vpdpbusd: 64 u8 x s8 products into 16
+ * int32 lanes per instruction) ------------------------------------------ */
+
+/* SP_IGROUP tokens x 16 rows (one zmm) of the ipack4 / kpack panels: per
+ * block, 8 weight loads, each multiplied by every token's 4 activation
+ * bytes (broadcast from memory into the instruction). kq: Q4_K (per-row
+ * scale and min of the sub-block); else Q4_0 (the -8 offset in the
+ * activation's 9th group). f32 sums stay in registers across blocks. */
+INLINE void vtile(int kq, int nblk, const uint8_t *p, const float *pd, const int32_t *xg,
+                  const float *xd, __m512 ya[SP_IGROUP]) {
+    for (int b = 0; b < nblk; b++) {
+        const uint8_t *pb = p + (size_t)b * 8 * SP_PANEL * 4;
+        const int32_t *xb = xg + (size_t)b * 9 * SP_IGROUP;
+        __m512i acc[SP_IGROUP];
+#pragma GCC unroll 6
+        for (int c = 0; c < SP_IGROUP; c++)
+            acc[c] = kq ? _mm512_setzero_si512() : _mm512_set1_epi32(xb[8 * SP_IGROUP + c]);
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++) {
+            __m512i w = _mm512_loadu_si512(pb + s * SP_PANEL * 4);
+#pragma GCC unroll 6
+            for (int c = 0; c < SP_IGROUP; c++)
+                acc[c] = _mm512_dpbusd_epi32(acc[c], w, _mm512_set1_epi32(xb[s * SP_IGROUP + c]));
+        }
+        const float *db = pd + (size_t)b * (kq ? 2 : 1) * SP_PANEL;
+        __m512 d = _mm512_loadu_ps(db);
+        __m512 m = kq ? _mm512_loadu_ps(db + SP_PANEL) : _mm512_setzero_ps();
+#pragma GCC unroll 6
+        for (int c = 0; c < SP_IGROUP; c++) {
+            __m512 dx = _mm512_set1_ps(xd[(size_t)b * SP_IGROUP + c]);
+            ya[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[c]), _mm512_mul_ps(d, dx), ya[c]);
+            if (kq) /* -8 * sum(x) / 8 * dx: exact scaling of the group-8 entry */
+                ya[c] = _mm512_fmadd_ps(
+                    m, _mm512_mul_ps(dx, _mm512_set1_ps(0.125f * (float)xb[8 * SP_IGROUP + c])),
+                    ya[c]);
+        }
+    }
+}
+
+INLINE void vgemm(int kq, int rows, int toks, int nblk, const uint8_t *p, const float *pd,
+                  const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
+                  size_t ys) {
+    __mmask16 rm = tail_mask(rows);
+    for (int t = 0; t < toks; t += SP_IGROUP, xg += xg_stride, xd += xd_stride) {
+        int C = toks - t < SP_IGROUP ? toks - t : SP_IGROUP;
+        __m512 ya[SP_IGROUP];
+        for (int c = 0; c < SP_IGROUP; c++) ya[c] = _mm512_setzero_ps();
+        vtile(kq, nblk, p, pd, xg, xd, ya);
+        for (int c = 0; c < C; c++) {
+            float *yc = y + (size_t)(t + c) * ys;
+            _mm512_mask_storeu_ps(yc, rm, _mm512_add_ps(_mm512_maskz_loadu_ps(rm, yc), ya[c]));
+        }
+    }
+}
+
+static void igemm4(int rows, int toks, int nblk, const uint8_t *p, const float *pd,
+                   const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
+                   size_t ys) {
+    vgemm(0, rows, toks, nblk, p, pd, xg, xg_stride, xd, xd_stride, y, ys);
+}
+
+static void kgemm(int rows, int toks, int nblk, const uint8_t *p, const float *pd,
+                  const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
+                  size_t ys) {
+    vgemm(1, rows, toks, nblk, p, pd, xg, xg_stride, xd, xd_stride, y, ys);
+}
+
+/* Row i (< 8) of a Q4_K group, super-block sb: scale bytes and d, dmin. */
+static void k_row_meta(int packed, const char *w, size_t ws, int nb_row, int i, int sb,
+                       uint8_t sc[12], uint16_t dd[2], const uint8_t **qs) {
+    if (packed) {
+        const uint8_t *pk = (const uint8_t *)w + (size_t)sb * SP_PK_K_BYTES;
+        for (int j = 0; j < 3; j++) memcpy(sc + 4 * j, pk + SP_PK_K_SC + 32 * j + 4 * i, 4);
+        memcpy(&dd[0], pk + SP_PK_K_D + 2 * i, 2);
+        memcpy(&dd[1], pk + SP_PK_K_DMIN + 2 * i, 2);
+        *qs = pk;
+        (void)nb_row, (void)ws;
+        return;
+    }
+    const sp_block_q4_k *blk = (const sp_block_q4_k *)(w + (size_t)i * ws) + sb;
+    memcpy(sc, blk->scales, 12);
+    dd[0] = blk->d, dd[1] = blk->dmin;
+    *qs = blk->qs;
+}
+
+/* 8 rows (h..h+7 of the panel; hr real) of sub-blocks [b0, b0+nblk). */
+static void kpack8(int packed, int hr, const char *w, size_t ws, int nb_row, int b0, int nblk,
+                   int h, uint8_t *p, float *pd) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int b = 0; b < nblk; b++) {
+        int sb = (b0 + b) / 8, j = (b0 + b) % 8, c = j / 2, hi = j & 1;
+        uint8_t *pb = p + (size_t)b * 8 * SP_PANEL * 4 + 4 * h;
+        float *d = pd + (size_t)b * 2 * SP_PANEL + h;
+        for (int i = 0; i < 8; i++) {
+            uint8_t sc[12], s, m;
+            uint16_t dd[2] = {0, 0};
+            const uint8_t *qs;
+            if (i >= hr) {
+                d[i] = d[SP_PANEL + i] = 0.0f;
+                continue;
+            }
+            k_row_meta(packed, w, ws, nb_row, i, sb, sc, dd, &qs);
+            sp_kq_scale_min(j, sc, &s, &m);
+            d[i] = sp_q_f16(dd[0]) * (float)s;
+            d[SP_PANEL + i] = sp_q_f16(dd[1]) * (float)m;
+        }
+        for (int k = 0; k < 8; k++) { /* values 4k..4k+3 of the sub-block: chunk 8c + k */
+            __m256i v;
+            if (packed) {
+                v = _mm256_loadu_si256(
+                    (const __m256i *)(w + (size_t)sb * SP_PK_K_BYTES + 32 * (8 * c + k)));
+            } else {
+                int32_t q[8] = {0};
+                for (int i = 0; i < hr; i++)
+                    memcpy(&q[i],
+                           ((const sp_block_q4_k *)(w + (size_t)i * ws) + sb)->qs + 32 * c + 4 * k,
+                           4);
+                v = _mm256_loadu_si256((const __m256i *)q);
+            }
+            v = _mm256_and_si256(hi ? _mm256_srli_epi16(v, 4) : v, m4);
+            _mm256_storeu_si256((__m256i *)(pb + (size_t)k * SP_PANEL * 4), v);
+        }
+    }
+}
+
+static int kpack(int packed, int rows, const void *w, size_t ws, int nb_row, int b0, int nblk,
+                 uint8_t *p, float *pd) {
+    for (int h = 0; h < SP_PANEL; h += 8) {
+        int hr = rows - h < 8 ? rows - h : 8;
+        if (hr > 0) {
+            kpack8(packed, hr, (const char *)w + (size_t)h * ws, ws, nb_row, b0, nblk, h, p, pd);
+            continue;
+        }
+        for (int b = 0; b < nblk; b++) { /* no rows here: zero levels and scales */
+            for (int k = 0; k < 8; k++)
+                memset(p + (size_t)(b * 8 + k) * SP_PANEL * 4 + 4 * h, 0, 32);
+            for (int i = 0; i < 8; i++)
+                pd[(size_t)b * 2 * SP_PANEL + h + i] =
+                    pd[(size_t)b * 2 * SP_PANEL + SP_PANEL + h + i] = 0.0f;
+        }
+    }
+    return 1;
+}
+
+static void kact(const void *q, int n, int c, int32_t *xg, float *xd) {
+    const sp_block_q8_k *blk = q;
+    for (int b = 0; b < n / SP_QK; b++) {
+        const sp_block_q8_k *k = &blk[b / 8];
+        int j = b % 8;
+        int32_t *o = xg + (size_t)b * 9 * SP_IGROUP + c;
+        int32_t s[8];
+        memcpy(s, k->qs + 32 * j, sizeof s);
+        for (int i = 0; i < 8; i++) o[i * SP_IGROUP] = s[i];
+        o[8 * SP_IGROUP] = -8 * (k->bsums[2 * j] + k->bsums[2 * j + 1]);
+        xd[(size_t)b * SP_IGROUP + c] = k->d;
+    }
+}
+
 const sp_kernel_table sp_kernels_avx512_bf16 = {
+    .igemm4 = igemm4,
+    .kpack = kpack,
+    .kact = kact,
+    .kgemm = kgemm,
     .dot_f32 = dot_f32,
     .axpy = axpy,
     .scale = scale,
@@ -343,6 +506,10 @@ const sp_kernel_table sp_kernels_avx512_bf16 = {
 };
 
 const sp_kernel_table sp_kernels_avx512 = {
+    .igemm4 = igemm4,
+    .kpack = kpack,
+    .kact = kact,
+    .kgemm = kgemm,
     .dot_f32 = dot_f32,
     .axpy = axpy,
     .scale = scale,

@@ -98,6 +98,7 @@ typedef struct mm_ctx {
     const float *xd;                   /* MM_IPANEL: their block scales */
     size_t xg_stride, xd_stride;       /* MM_IPANEL: elements per group */
     int u4;                            /* MM_IPANEL: Q4_0 on unsigned nibbles (ipack4) */
+    int kq;                            /* MM_IPANEL: Q4_K on unsigned nibbles (kpack) */
     const float *xp;                   /* MM_PANEL: activations in groups of SP_PGROUP tokens */
     size_t xp_stride;                  /* MM_PANEL: floats per group */
 } mm_ctx;
@@ -265,7 +266,9 @@ static void run_panel(const mm_ctx *c, int o0, int o1) {
 static void ipanel_pack(const mm_ctx *c, int r, int R, int nb, int b0, int m, int16_t *p,
                         float *pd) {
     const char *w = c->w + (size_t)r * c->ws;
-    if (c->u4)
+    if (c->kq)
+        c->k->kpack(c->packed, R, w, c->ws, nb, b0, m, (uint8_t *)p, pd);
+    else if (c->u4)
         c->k->ipack4(c->packed, R, w, c->ws, nb, b0, m, (uint8_t *)p, pd);
     else
         c->k->ipack(c->wt, c->packed, R, w, c->ws, nb, b0, m, p, pd);
@@ -278,7 +281,7 @@ static void ipanel_pack(const mm_ctx *c, int r, int R, int nb, int b0, int m, in
  * activations come from L3 once per IPANEL_ROWS panels, not once per panel. */
 static void run_ipanel(const mm_ctx *c, int o0, int o1) {
     _Alignas(32) int16_t p[IPANEL_ROWS][IPANEL_BLOCKS * 16 * SP_PANEL * 2]; /* u4: half */
-    _Alignas(32) float pd[IPANEL_ROWS][IPANEL_BLOCKS * SP_PANEL];
+    _Alignas(32) float pd[IPANEL_ROWS][IPANEL_BLOCKS * SP_PANEL * 2];       /* kq: scales, mins */
     int nb = c->in / 32, per_blk = c->u4 ? 9 : 16;
     int step = token_step(c->T, SP_IGROUP, IPANEL_GROUPS);
     for (int tb = 0; tb < c->T; tb += step) {
@@ -302,7 +305,10 @@ static void run_ipanel(const mm_ctx *c, int o0, int o1) {
                         c->xd + (size_t)(t / SP_IGROUP) * c->xd_stride + (size_t)b0 * SP_IGROUP;
                     for (int j = 0; j < np; j++) {
                         float *y = c->y + (size_t)t * c->out + r0 + j * SP_PANEL;
-                        if (c->u4)
+                        if (c->kq)
+                            c->k->kgemm(R[j], n, m, (const uint8_t *)p[j], pd[j], xg, c->xg_stride,
+                                        xd, c->xd_stride, y, (size_t)c->out);
+                        else if (c->u4)
                             c->k->igemm4(R[j], n, m, (const uint8_t *)p[j], pd[j], xg, c->xg_stride,
                                          xd, c->xd_stride, y, (size_t)c->out);
                         else
@@ -464,8 +470,8 @@ static char *prepare_packed(sp_pool *pool, mm_ctx *c, void **owned) {
  * decode) and laid out for igemm; tokens past T are zero. */
 static void iact_worker(void *arg, int item, int n_items) {
     const mm_ctx *c = arg;
-    enum { CHUNK = 64 * 32 }; /* values quantized at a time */
-    _Alignas(64) char q[CHUNK / 32 * 34];
+    enum { CHUNK = 64 * 32 };               /* values quantized at a time (whole Q8_K blocks too) */
+    _Alignas(64) char q[CHUNK / 256 * 292]; /* Q8_K (292 bytes per 256), larger than Q8_0 */
     int G = (c->T + SP_IGROUP - 1) / SP_IGROUP, per_blk = c->u4 ? 9 : 16;
     int g0 = (int)((long long)G * item / n_items), g1 = (int)((long long)G * (item + 1) / n_items);
     for (int g = g0; g < g1; g++) {
@@ -478,7 +484,9 @@ static void iact_worker(void *arg, int item, int n_items) {
                 int32_t *xgk = xg + (size_t)k0 / 32 * per_blk * SP_IGROUP;
                 if (t < c->T) {
                     c->qk->quantize_act(c->x + (size_t)t * c->in + k0, q, n);
-                    if (c->u4)
+                    if (c->kq)
+                        c->k->kact(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
+                    else if (c->u4)
                         c->k->iact4(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
                     else
                         c->k->iact(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
@@ -491,17 +499,19 @@ static void iact_worker(void *arg, int item, int n_items) {
     }
 }
 
-/* Chooses MM_IPANEL (SP_PREC_FAST prefill of Q8_0 / Q4_0 where the level
- * has the kernels) and prepares its activations; 0 if not taken. */
+/* Chooses MM_IPANEL (SP_PREC_FAST prefill of Q8_0 / Q4_0, and Q4_K where
+ * the level has kgemm) and prepares its activations; 0 if not taken. */
 static int setup_ipanel(sp_pool *pool, mm_ctx *c, sp_precision prec, void **owned) {
+    int kq = c->wt == SP_Q4_K && c->k->kgemm && c->in % 256 == 0;
     if (prec != SP_PREC_FAST || c->T < PANEL_MIN_T || !c->k->igemm ||
-        (c->wt != SP_Q8_0 && c->wt != SP_Q4_0) || c->in % 32 != 0)
+        (c->wt != SP_Q8_0 && c->wt != SP_Q4_0 && !kq) || c->in % 32 != 0)
         return 0;
     if (c->packed && c->out % SP_PACK_ROWS != 0) return 0;
     c->qk = sp_quant_get(c->wt, c->isa);
-    if (!c->qk || c->qk->act_type != SP_Q8_0) return 0;
+    if (!c->qk || c->qk->act_type != (kq ? SP_Q8_K : SP_Q8_0)) return 0;
     size_t G = (size_t)(c->T + SP_IGROUP - 1) / SP_IGROUP;
-    c->u4 = c->wt == SP_Q4_0 && c->k->igemm4;
+    c->kq = kq;
+    c->u4 = (c->wt == SP_Q4_0 && c->k->igemm4) || kq;
     c->xg_stride = (size_t)c->in / 32 * (c->u4 ? 9 : 16) * SP_IGROUP;
     c->xd_stride = (size_t)c->in / 32 * SP_IGROUP;
     size_t bytes = G * (c->xg_stride + c->xd_stride) * 4;
