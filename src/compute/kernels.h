@@ -101,6 +101,12 @@ typedef struct sp_kernel_table {
      * scale, once per sub-block); kgemm: y[t*ys + r] += sum_b xd[b][t] *
      * (pd[b][0][r] * dot_b - pd[b][1][r] * sum_b(x)). b0 and nblk count
      * sub-blocks (multiples of 8). NULL where the level has none. */
+    /* Q8_0 through the same u8 GEMM (igemm4): weights w + 128 as unsigned
+     * bytes, group 8 of the activation -128 * its block sum. NULL where the
+     * level has none (then Q8_0 takes ipack/iact/igemm). */
+    int (*ipack8u)(int packed, int rows, const void *w, size_t ws, int nb_row, int b0, int nblk,
+                   uint8_t *p, float *pd);
+    void (*iact8u)(const void *q, int n, int c, int32_t *xg, float *xd);
     int (*kpack)(int packed, int rows, const void *w, size_t ws, int nb_row, int b0, int nblk,
                  uint8_t *p, float *pd);
     void (*kact)(const void *q, int n, int c, int32_t *xg, float *xd);

@@ -396,6 +396,69 @@ static void kgemm(int rows, int toks, int nblk, const uint8_t *p, const float *p
     vgemm(1, rows, toks, nblk, p, pd, xg, xg_stride, xd, xd_stride, y, ys);
 }
 
+/* Q8_0 rows h..h+7 (hr real) of blocks [b0, b0+nblk) as w + 128. */
+static void pack8u8(int packed, int hr, const char *w, size_t ws, int nb_row, int b0, int nblk,
+                    int h, uint8_t *p, float *pd) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int b = 0; b < nblk; b++) {
+        uint8_t *pb = p + (size_t)b * 8 * SP_PANEL * 4 + 4 * h;
+        float *d = pd + (size_t)b * SP_PANEL + h;
+        const char *blk = w + (size_t)(b0 + b) * 8 * SP_QK; /* packed: the 8 rows' chunks */
+        const uint16_t *dd =
+            (const uint16_t *)(w + (size_t)nb_row * 8 * SP_QK) + (size_t)(b0 + b) * 8;
+        for (int i = 0; i < 8; i++) {
+            const sp_block_q8_0 *q = (const sp_block_q8_0 *)(w + (size_t)i * ws) + b0 + b;
+            d[i] = i >= hr ? 0.0f : sp_q_f16(packed ? dd[i] : q->d);
+        }
+        for (int k = 0; k < 8; k++) {
+            __m256i v;
+            if (packed) {
+                v = _mm256_loadu_si256((const __m256i *)(blk + 32 * k));
+            } else {
+                int32_t q[8];
+                for (int i = 0; i < 8; i++) q[i] = (int32_t)0x80808080u; /* zero after the flip */
+                for (int i = 0; i < hr; i++)
+                    memcpy(&q[i],
+                           ((const sp_block_q8_0 *)(w + (size_t)i * ws) + b0 + b)->qs + 4 * k, 4);
+                v = _mm256_loadu_si256((const __m256i *)q);
+            }
+            _mm256_storeu_si256((__m256i *)(pb + (size_t)k * SP_PANEL * 4),
+                                _mm256_xor_si256(v, flip));
+        }
+    }
+}
+
+static int ipack8u(int packed, int rows, const void *w, size_t ws, int nb_row, int b0, int nblk,
+                   uint8_t *p, float *pd) {
+    for (int h = 0; h < SP_PANEL; h += 8) {
+        int hr = rows - h < 8 ? rows - h : 8;
+        if (hr > 0) {
+            pack8u8(packed, hr, (const char *)w + (size_t)h * ws, ws, nb_row, b0, nblk, h, p, pd);
+            continue;
+        }
+        for (int b = 0; b < nblk; b++) {
+            for (int k = 0; k < 8; k++)
+                memset(p + (size_t)(b * 8 + k) * SP_PANEL * 4 + 4 * h, 0, 32);
+            for (int i = 0; i < 8; i++) pd[(size_t)b * SP_PANEL + h + i] = 0.0f;
+        }
+    }
+    return 1;
+}
+
+static void iact8u(const void *q, int n, int c, int32_t *xg, float *xd) {
+    const sp_block_q8_0 *blk = q;
+    for (int b = 0; b < n / SP_QK; b++) {
+        int32_t s[8];
+        memcpy(s, blk[b].qs, sizeof s);
+        int32_t *o = xg + (size_t)b * 9 * SP_IGROUP + c;
+        for (int i = 0; i < 8; i++) o[i * SP_IGROUP] = s[i];
+        int sum = 0;
+        for (int i = 0; i < SP_QK; i++) sum += blk[b].qs[i];
+        o[8 * SP_IGROUP] = -128 * sum;
+        xd[(size_t)b * SP_IGROUP + c] = sp_q_f16(blk[b].d);
+    }
+}
+
 /* Row i (< 8) of a Q4_K group, super-block sb: scale bytes and d, dmin. */
 static void k_row_meta(int packed, const char *w, size_t ws, int nb_row, int i, int sb,
                        uint8_t sc[12], uint16_t dd[2], const uint8_t **qs) {
@@ -489,6 +552,8 @@ static void kact(const void *q, int n, int c, int32_t *xg, float *xd) {
 
 const sp_kernel_table sp_kernels_avx512_bf16 = {
     .igemm4 = igemm4,
+    .ipack8u = ipack8u,
+    .iact8u = iact8u,
     .kpack = kpack,
     .kact = kact,
     .kgemm = kgemm,
@@ -507,6 +572,8 @@ const sp_kernel_table sp_kernels_avx512_bf16 = {
 
 const sp_kernel_table sp_kernels_avx512 = {
     .igemm4 = igemm4,
+    .ipack8u = ipack8u,
+    .iact8u = iact8u,
     .kpack = kpack,
     .kact = kact,
     .kgemm = kgemm,

@@ -268,6 +268,8 @@ static void ipanel_pack(const mm_ctx *c, int r, int R, int nb, int b0, int m, in
     const char *w = c->w + (size_t)r * c->ws;
     if (c->kq)
         c->k->kpack(c->packed, R, w, c->ws, nb, b0, m, (uint8_t *)p, pd);
+    else if (c->u4 && c->wt == SP_Q8_0)
+        c->k->ipack8u(c->packed, R, w, c->ws, nb, b0, m, (uint8_t *)p, pd);
     else if (c->u4)
         c->k->ipack4(c->packed, R, w, c->ws, nb, b0, m, (uint8_t *)p, pd);
     else
@@ -486,6 +488,8 @@ static void iact_worker(void *arg, int item, int n_items) {
                     c->qk->quantize_act(c->x + (size_t)t * c->in + k0, q, n);
                     if (c->kq)
                         c->k->kact(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
+                    else if (c->u4 && c->wt == SP_Q8_0)
+                        c->k->iact8u(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
                     else if (c->u4)
                         c->k->iact4(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
                     else
@@ -511,7 +515,7 @@ static int setup_ipanel(sp_pool *pool, mm_ctx *c, sp_precision prec, void **owne
     if (!c->qk || c->qk->act_type != (kq ? SP_Q8_K : SP_Q8_0)) return 0;
     size_t G = (size_t)(c->T + SP_IGROUP - 1) / SP_IGROUP;
     c->kq = kq;
-    c->u4 = (c->wt == SP_Q4_0 && c->k->igemm4) || kq;
+    c->u4 = (c->wt == SP_Q4_0 && c->k->igemm4) || kq || (c->wt == SP_Q8_0 && c->k->ipack8u);
     c->xg_stride = (size_t)c->in / 32 * (c->u4 ? 9 : 16) * SP_IGROUP;
     c->xd_stride = (size_t)c->in / 32 * SP_IGROUP;
     size_t bytes = G * (c->xg_stride + c->xd_stride) * 4;
