@@ -57,6 +57,15 @@ typedef struct sp_kernel_table {
      * converted exactly to f32; rows past `rows` are zero. */
     void (*gemm_panel)(int rows, int toks, int n, const float *p, const float *x, size_t x_gstride,
                        float *y, size_t y_stride);
+    /* The same for bf16 weights and bf16-rounded activations (vdpbf16ps, as
+     * gemm_bf16_pairs): p and x hold pairs of values (k even, k+1) as one
+     * uint32 (value k in the low half), p[j*SP_PANEL + r] for pair j, x's
+     * groups k-major by pair; np pairs. pack_panel_bf16 fills p from
+     * `rows` bf16 rows (stride in bytes), 2*np values each; rows past
+     * `rows` are zero. NULL where the level has no bf16 dot. */
+    void (*gemm_panel_bf16)(int rows, int toks, int np, const uint32_t *p, const uint32_t *x,
+                            size_t x_gstride, float *y, size_t y_stride);
+    void (*pack_panel_bf16)(int rows, int np, const void *src, size_t src_stride, uint32_t *p);
     void (*pack_panel)(sp_dtype wt, int rows, int n, const void *src, size_t src_stride, float *p);
     /* Integer prefill GEMM (SP_PREC_FAST, Q8_0 / Q4_0 weights, activations
      * quantized to Q8_0): int16 pairs multiplied and summed into int32

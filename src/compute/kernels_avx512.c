@@ -259,6 +259,69 @@ static void gemm(sp_dtype wt, int rows, int toks, int n, const void *w, size_t w
         gemm_f32(rows, toks, n, w, w_stride, x, x_stride, y, y_stride);
 }
 
+/* ---- prefill panel GEMM (kernels.h: gemm_panel) ------------------------------ */
+
+/* G groups (1 or 2) of C tokens x 16 rows (one zmm): each weight load meets
+ * up to 12 tokens, whose values the FMAs broadcast from memory; 12
+ * independent sums cover the FMA latency of two pipes. */
+INLINE void panel_tile(int G, int C, int rows, int n, const float *p, const float *x0,
+                       const float *x1, float *y, size_t ys) {
+    __m512 acc[2][SP_PGROUP];
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 6
+        for (int c = 0; c < C; c++) acc[g][c] = _mm512_setzero_ps();
+    for (int k = 0; k < n; k++) {
+        __m512 w = _mm512_loadu_ps(p + (size_t)k * SP_PANEL);
+#pragma GCC unroll 2
+        for (int g = 0; g < G; g++) {
+            const float *x = (g ? x1 : x0) + (size_t)k * SP_PGROUP;
+#pragma GCC unroll 6
+            for (int c = 0; c < C; c++)
+                acc[g][c] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[c]), acc[g][c]);
+        }
+    }
+    __mmask16 m = tail_mask(rows);
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 6
+        for (int c = 0; c < C; c++) {
+            float *yc = y + (size_t)(g * SP_PGROUP + c) * ys;
+            _mm512_mask_storeu_ps(yc, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, yc), acc[g][c]));
+        }
+}
+
+_Static_assert(SP_PGROUP == 6, "panel_tile's register tile is 6 tokens x 16 rows per group");
+
+static void gemm_panel(int rows, int toks, int n, const float *p, const float *x, size_t xgs,
+                       float *y, size_t ys) {
+    int t = 0;
+    for (; t + 12 <= toks; t += 12)
+        panel_tile(2, 6, rows, n, p, x + t / 6 * xgs, x + (t / 6 + 1) * xgs, y + t * ys, ys);
+    for (; t + 6 <= toks; t += 6)
+        panel_tile(1, 6, rows, n, p, x + t / 6 * xgs, NULL, y + t * ys, ys);
+    const float *xt = x + t / 6 * xgs;
+    switch (toks - t) {
+    case 5:
+        panel_tile(1, 5, rows, n, p, xt, NULL, y + t * ys, ys);
+        break;
+    case 4:
+        panel_tile(1, 4, rows, n, p, xt, NULL, y + t * ys, ys);
+        break;
+    case 3:
+        panel_tile(1, 3, rows, n, p, xt, NULL, y + t * ys, ys);
+        break;
+    case 2:
+        panel_tile(1, 2, rows, n, p, xt, NULL, y + t * ys, ys);
+        break;
+    case 1:
+        panel_tile(1, 1, rows, n, p, xt, NULL, y + t * ys, ys);
+        break;
+    default:
+        break;
+    }
+}
+
 /* ---- bf16 x bf16 pairs (AVX512_BF16): 32 products per instruction ------- */
 
 INLINE __m512 dp_bf16(__m512 acc, __m512i w, __m512i x) {
@@ -313,6 +376,103 @@ INLINE void tile_bf16_pairs(int R, int C, int n, const uint16_t *w, size_t ws, c
             break;                                                                                 \
         }                                                                                          \
     } while (0)
+
+/* gemm_panel with bf16 pairs: G groups of C tokens x 16 rows. */
+INLINE void panel_tile_bf16(int G, int C, int rows, int np, const uint32_t *p, const uint32_t *x0,
+                            const uint32_t *x1, float *y, size_t ys) {
+    __m512 acc[2][SP_PGROUP];
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 6
+        for (int c = 0; c < C; c++) acc[g][c] = _mm512_setzero_ps();
+    for (int k = 0; k < np; k++) {
+        __m512i w = _mm512_loadu_si512(p + (size_t)k * SP_PANEL);
+#pragma GCC unroll 2
+        for (int g = 0; g < G; g++) {
+            const uint32_t *x = (g ? x1 : x0) + (size_t)k * SP_PGROUP;
+#pragma GCC unroll 6
+            for (int c = 0; c < C; c++)
+                acc[g][c] = dp_bf16(acc[g][c], w, _mm512_set1_epi32((int)x[c]));
+        }
+    }
+    __mmask16 m = tail_mask(rows);
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++)
+#pragma GCC unroll 6
+        for (int c = 0; c < C; c++) {
+            float *yc = y + (size_t)(g * SP_PGROUP + c) * ys;
+            _mm512_mask_storeu_ps(yc, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, yc), acc[g][c]));
+        }
+}
+
+static void gemm_panel_bf16(int rows, int toks, int np, const uint32_t *p, const uint32_t *x,
+                            size_t xgs, float *y, size_t ys) {
+    int t = 0;
+    for (; t + 12 <= toks; t += 12)
+        panel_tile_bf16(2, 6, rows, np, p, x + t / 6 * xgs, x + (t / 6 + 1) * xgs, y + t * ys, ys);
+    for (; t + 6 <= toks; t += 6)
+        panel_tile_bf16(1, 6, rows, np, p, x + t / 6 * xgs, NULL, y + t * ys, ys);
+    const uint32_t *xt = x + t / 6 * xgs;
+    switch (toks - t) {
+    case 5:
+        panel_tile_bf16(1, 5, rows, np, p, xt, NULL, y + t * ys, ys);
+        break;
+    case 4:
+        panel_tile_bf16(1, 4, rows, np, p, xt, NULL, y + t * ys, ys);
+        break;
+    case 3:
+        panel_tile_bf16(1, 3, rows, np, p, xt, NULL, y + t * ys, ys);
+        break;
+    case 2:
+        panel_tile_bf16(1, 2, rows, np, p, xt, NULL, y + t * ys, ys);
+        break;
+    case 1:
+        panel_tile_bf16(1, 1, rows, np, p, xt, NULL, y + t * ys, ys);
+        break;
+    default:
+        break;
+    }
+}
+
+/* 16 x 16 dwords in place: four rounds of swapping the off-diagonal
+ * b x b blocks of rows i and i + b (b = 8, 4, 2, 1), two vpermt2d each. */
+INLINE void transpose16(__m512i r[16]) {
+    for (int b = 8; b >= 1; b /= 2) {
+        int lo[16], hi[16];
+        for (int j = 0; j < 16; j++) {
+            lo[j] = (j & b) ? 16 + j - b : j;
+            hi[j] = (j & b) ? 16 + j : j + b;
+        }
+        __m512i il = _mm512_loadu_si512(lo), ih = _mm512_loadu_si512(hi);
+        for (int i = 0; i < 16; i++) {
+            if (i & b) continue;
+            __m512i a = r[i], c = r[i + b];
+            r[i] = _mm512_permutex2var_epi32(a, il, c);
+            r[i + b] = _mm512_permutex2var_epi32(a, ih, c);
+        }
+    }
+}
+
+/* A pair of bf16 values is one dword of the row: the panel is the
+ * transpose of the 16 rows' dwords, 16 pairs at a time. */
+static void pack_panel_bf16(int rows, int np, const void *src, size_t ss, uint32_t *p) {
+    const char *w = src;
+    int j = 0;
+    for (; j + 16 <= np; j += 16) {
+        __m512i r[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < rows ? _mm512_loadu_si512(w + (size_t)i * ss + 4 * (size_t)j)
+                            : _mm512_setzero_si512();
+        transpose16(r);
+        for (int i = 0; i < 16; i++) _mm512_storeu_si512(p + (size_t)(j + i) * SP_PANEL, r[i]);
+    }
+    for (; j < np; j++)
+        for (int r = 0; r < SP_PANEL; r++) {
+            uint32_t v = 0;
+            if (r < rows) memcpy(&v, w + (size_t)r * ss + 4 * (size_t)j, 4);
+            p[(size_t)j * SP_PANEL + r] = v;
+        }
+}
 
 /* w_stride is in bytes (as for gemm); x_stride in elements. */
 static void gemm_bf16_pairs(int rows, int toks, int n, const uint16_t *w, size_t w_stride,
@@ -551,6 +711,7 @@ static void kact(const void *q, int n, int c, int32_t *xg, float *xd) {
 }
 
 const sp_kernel_table sp_kernels_avx512_bf16 = {
+    .gemm_panel = gemm_panel,
     .igemm4 = igemm4,
     .ipack8u = ipack8u,
     .iact8u = iact8u,
@@ -568,9 +729,12 @@ const sp_kernel_table sp_kernels_avx512_bf16 = {
     .softcap = softcap,
     .gemm = gemm,
     .gemm_bf16_pairs = gemm_bf16_pairs,
+    .gemm_panel_bf16 = gemm_panel_bf16,
+    .pack_panel_bf16 = pack_panel_bf16,
 };
 
 const sp_kernel_table sp_kernels_avx512 = {
+    .gemm_panel = gemm_panel,
     .igemm4 = igemm4,
     .ipack8u = ipack8u,
     .iact8u = iact8u,

@@ -100,6 +100,7 @@ typedef struct mm_ctx {
     int u4;                            /* MM_IPANEL: Q4_0 on unsigned nibbles (ipack4) */
     int kq;                            /* MM_IPANEL: Q4_K on unsigned nibbles (kpack) */
     const float *xp;                   /* MM_PANEL: activations in groups of SP_PGROUP tokens */
+    int bf;                            /* MM_PANEL on bf16 pairs (xp, panels: uint32 pairs) */
     size_t xp_stride;                  /* MM_PANEL: floats per group */
 } mm_ctx;
 
@@ -219,6 +220,11 @@ static void run_qpack(const mm_ctx *c, int o0, int o1) {
 
 /* Panel j of run_panel: rows r .. r+R-1, values k0 .. k0+n-1, as f32. */
 static void panel_pack(const mm_ctx *c, int r, int R, int k0, int n, float *rows, float *panel) {
+    if (c->bf) {
+        c->k->pack_panel_bf16(R, n / 2, c->w + (size_t)r * c->ws + (size_t)k0 * 2, c->ws,
+                              (uint32_t *)panel);
+        return;
+    }
     if (c->wt != SP_F32 && c->wt != SP_F16 && c->wt != SP_BF16) {
         for (int i = 0; i < R; i++) dequant_row(c, r + i, k0, n, rows + i * PANEL_K);
         c->k->pack_panel(SP_F32, R, n, rows, PANEL_K * sizeof(float), panel);
@@ -250,12 +256,19 @@ static void run_panel(const mm_ctx *c, int o0, int o1) {
                 }
                 for (int t = tb; t < tb + nt; t += PANEL_SWEEP) {
                     int m = tb + nt - t < PANEL_SWEEP ? tb + nt - t : PANEL_SWEEP;
-                    const float *xt =
-                        c->xp + (size_t)(t / SP_PGROUP) * c->xp_stride + (size_t)k0 * SP_PGROUP;
-                    for (int j = 0; j < np; j++)
-                        c->k->gemm_panel(R[j], m, n, panel[j], xt, c->xp_stride,
-                                         c->y + (size_t)t * c->out + r0 + j * SP_PANEL,
-                                         (size_t)c->out);
+                    /* bf16 pairs: one uint32 slot holds values k, k+1 */
+                    const float *xt = c->xp + (size_t)(t / SP_PGROUP) * c->xp_stride +
+                                      (size_t)k0 / (c->bf ? 2 : 1) * SP_PGROUP;
+                    for (int j = 0; j < np; j++) {
+                        float *y = c->y + (size_t)t * c->out + r0 + j * SP_PANEL;
+                        if (c->bf)
+                            c->k->gemm_panel_bf16(R[j], m, n / 2, (const uint32_t *)panel[j],
+                                                  (const uint32_t *)xt, c->xp_stride, y,
+                                                  (size_t)c->out);
+                        else
+                            c->k->gemm_panel(R[j], m, n, panel[j], xt, c->xp_stride, y,
+                                             (size_t)c->out);
+                    }
                 }
             }
         }
@@ -424,9 +437,32 @@ static void panel_row(const panel_acts *a, const float *x, float *dst) {
     }
 }
 
+/* bf16 pairs: token t's values k, k+1 rounded to bf16 in one uint32. */
+static void panel_row_bf16(const mm_ctx *c, const float *x, uint32_t *dst) {
+    for (int k = 0; k < c->in; k += 2)
+        dst[(size_t)k / 2 * SP_PGROUP] =
+            (uint32_t)sp_f32_to_bf16(x[k]) | (uint32_t)sp_f32_to_bf16(x[k + 1]) << 16;
+}
+
 static void panel_acts_worker(void *arg, int item, int n_items) {
     const panel_acts *a = arg;
     const mm_ctx *c = a->c;
+    if (c->bf) {
+        int G = (c->T + SP_PGROUP - 1) / SP_PGROUP;
+        int g0 = (int)((long long)G * item / n_items),
+            g1 = (int)((long long)G * (item + 1) / n_items);
+        for (int g = g0; g < g1; g++)
+            for (int i = 0; i < SP_PGROUP; i++) {
+                int t = g * SP_PGROUP + i;
+                uint32_t *dst = (uint32_t *)a->xp + (size_t)g * c->xp_stride + i;
+                if (t < c->T) {
+                    panel_row_bf16(c, c->x + (size_t)t * c->in, dst);
+                    continue;
+                }
+                for (int k = 0; k < c->in / 2; k++) dst[(size_t)k * SP_PGROUP] = 0;
+            }
+        return;
+    }
     int G = (c->T + SP_PGROUP - 1) / SP_PGROUP;
     int g0 = (int)((long long)G * item / n_items), g1 = (int)((long long)G * (item + 1) / n_items);
     for (int g = g0; g < g1; g++)
@@ -446,7 +482,7 @@ static void panel_acts_worker(void *arg, int item, int n_items) {
 static float *panel_activations(sp_pool *pool, mm_ctx *c, const sp_quant_kernels *qk,
                                 void **owned) {
     size_t G = (size_t)(c->T + SP_PGROUP - 1) / SP_PGROUP;
-    c->xp_stride = (size_t)c->in * SP_PGROUP;
+    c->xp_stride = (size_t)c->in / (c->bf ? 2 : 1) * SP_PGROUP;
     size_t bytes = G * c->xp_stride * sizeof(float);
     float *xp = act_buffer(pool, bytes, owned);
     if (!xp) return NULL;
@@ -557,7 +593,10 @@ void sp_matmul(sp_pool *pool, float *y, const float *x, int T, const sp_tensor *
     c.ws = sp_dtype_row_bytes(c.wt, c.in);
     void *owned = NULL;
     const sp_quant_kernels *ak = NULL;
-    if (c.wt == SP_BF16 && prec == SP_PREC_FAST && c.k->gemm_bf16_pairs &&
+    /* bf16 pairs: the panel GEMM for prefill, dot tiles below that */
+    c.bf = c.wt == SP_BF16 && prec == SP_PREC_FAST && c.k->gemm_panel_bf16 && T >= PANEL_MIN_T &&
+           c.in % 2 == 0;
+    if (!c.bf && c.wt == SP_BF16 && prec == SP_PREC_FAST && c.k->gemm_bf16_pairs &&
         (c.xq = round_activations_bf16(pool, &c, &owned)) != NULL)
         c.mode = MM_BF16_PAIRS;
     if (setup_ipanel(pool, &c, prec, &owned))
