@@ -1,6 +1,6 @@
 /* Decode against a plain read of the same bytes, alternated in one process:
- * a stack of weight matrices of one type (the 0.85 B bench model's FFN
- * shapes, 5632 x 2048 and 2048 x 5632, packed as weights.c packs them at
+ * a stack of weight matrices of one type (layers of the 0.85 B bench
+ * model: q, k, v, o, gate, up, down; packed as weights.c packs them at
  * load), far larger than the caches; each round reads all of them once
  * with a plain vector sum (the pool's threads, each matrix cut into the
  * matmul's work items), then runs sp_matmul with one token (or T tokens)
@@ -25,7 +25,7 @@
 #include "compute/ops.h"
 #include "compute/quant.h"
 
-enum { ROWS_A = 5632, COLS_A = 2048, MAX_ISA = 8 };
+enum { ROWS_A = 5632, MAX_ISA = 8 };
 
 static double now(void) {
     struct timespec t;
@@ -114,12 +114,14 @@ int main(int argc, char **argv) {
     snprintf(list, sizeof list, "%s", argc > 5 ? argv[5] : sp_isa_name(sp_ops_isa()));
     for (char *s = strtok(list, ","); s && n_isa < MAX_ISA; s = strtok(NULL, ","))
         if (!sp_isa_parse(s, &isas[n_isa++])) return fprintf(stderr, "bad isa %s\n", s), 2;
-    size_t per = sp_dtype_row_bytes(t, COLS_A) * ROWS_A;
-    int n_mat = (int)(((size_t)mib << 20) / per);
-    n_mat = n_mat < 2 ? 2 : n_mat;
+    static const int layer[7][2] = {{2048, 2048}, {512, 2048},  {512, 2048}, {2048, 2048},
+                                    {5632, 2048}, {5632, 2048}, {2048, 5632}};
+    size_t per = 0;
+    for (int i = 0; i < 7; i++) per += sp_dtype_row_bytes(t, layer[i][1]) * (size_t)layer[i][0];
+    int n_mat = 7 * (int)((((size_t)mib << 20) + per - 1) / per);
     mat *m = calloc((size_t)n_mat, sizeof *m);
     for (int i = 0; i < n_mat; i++)
-        fill(&m[i], t, i % 2 ? COLS_A : ROWS_A, i % 2 ? ROWS_A : COLS_A, 1u + (unsigned)i);
+        fill(&m[i], t, layer[i % 7][0], layer[i % 7][1], 1u + (unsigned)i);
     size_t bytes = 0;
     for (int i = 0; i < n_mat; i++) bytes += m[i].w.nbytes;
     sp_pool *pool = sp_pool_create(nth);

@@ -186,15 +186,25 @@ INLINE __m512 load_w16(sp_dtype wt, const char *row, int k, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, (const float *)row + k);
 }
 
+/* Prefetch into L2 of the next tile's R rows while this one streams (decode
+ * reads each weight once): the rows after these, when the call has them. */
+INLINE void prefetch_rows(int R, const char *next, size_t ws, size_t off) {
+    if (next && off % 64 == 0)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) _mm_prefetch(next + r * ws + off, _MM_HINT_T1);
+}
+
 INLINE void tile(sp_dtype wt, int R, int C, int n, const char *w, size_t ws, const float *x,
-                 size_t xs, float *y, size_t ys) {
+                 size_t xs, float *y, size_t ys, const char *next) {
     __m512 acc[4][4];
+    size_t esz = wt == SP_F32 ? 4 : 2;
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
     for (int k = 0; k < n; k += 16) {
         __mmask16 m = tail_mask(n - k);
+        prefetch_rows(R, next, ws, (size_t)k * esz);
         __m512 xv[4];
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) xv[c] = _mm512_maskz_loadu_ps(m, x + c * xs + k);
@@ -211,20 +221,21 @@ INLINE void tile(sp_dtype wt, int R, int C, int n, const char *w, size_t ws, con
         for (int c = 0; c < C; c++) y[c * ys + r] += _mm512_reduce_add_ps(acc[r][c]);
 }
 
-#define TILE_TOKENS(WT, R)                                                                         \
+#define TILE_TOKENS(WT, R, NEXT)                                                                   \
     do {                                                                                           \
         int t = 0;                                                                                 \
         for (; t + 4 <= toks; t += 4)                                                              \
-            tile(WT, R, 4, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                         \
+            tile(WT, R, 4, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys, t ? NULL : NEXT);        \
+        const char *nx = t ? NULL : NEXT;                                                          \
         switch (toks - t) {                                                                        \
         case 3:                                                                                    \
-            tile(WT, R, 3, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                         \
+            tile(WT, R, 3, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys, nx);                     \
             break;                                                                                 \
         case 2:                                                                                    \
-            tile(WT, R, 2, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                         \
+            tile(WT, R, 2, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys, nx);                     \
             break;                                                                                 \
         case 1:                                                                                    \
-            tile(WT, R, 1, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                         \
+            tile(WT, R, 1, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys, nx);                     \
             break;                                                                                 \
         default:                                                                                   \
             break;                                                                                 \
@@ -237,11 +248,11 @@ INLINE void tile(sp_dtype wt, int R, int C, int n, const char *w, size_t ws, con
         int r = 0;                                                                                 \
         for (; r + 4 <= rows; r += 4) {                                                            \
             const char *wr = w + r * ws;                                                           \
-            TILE_TOKENS(WT, 4);                                                                    \
+            TILE_TOKENS(WT, 4, r + 8 <= rows ? wr + 4 * ws : NULL);                                \
         }                                                                                          \
         for (; r < rows; r++) {                                                                    \
             const char *wr = w + r * ws;                                                           \
-            TILE_TOKENS(WT, 1);                                                                    \
+            TILE_TOKENS(WT, 1, NULL);                                                              \
         }                                                                                          \
     }
 
@@ -333,7 +344,7 @@ INLINE __mmask32 tail_mask32(int rem) {
 }
 
 INLINE void tile_bf16_pairs(int R, int C, int n, const uint16_t *w, size_t ws, const uint16_t *x,
-                            size_t xs, float *y, size_t ys) {
+                            size_t xs, float *y, size_t ys, const uint16_t *next) {
     __m512 acc[4][4];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
@@ -341,6 +352,7 @@ INLINE void tile_bf16_pairs(int R, int C, int n, const uint16_t *w, size_t ws, c
         for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
     for (int k = 0; k < n; k += 32) {
         __mmask32 m = tail_mask32(n - k); /* a masked lane is a zero product */
+        prefetch_rows(R, (const char *)next, 2 * ws, 2 * (size_t)k);
         __m512i xv[4];
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) xv[c] = _mm512_maskz_loadu_epi16(m, x + c * xs + k);
@@ -357,20 +369,21 @@ INLINE void tile_bf16_pairs(int R, int C, int n, const uint16_t *w, size_t ws, c
         for (int c = 0; c < C; c++) y[c * ys + r] += _mm512_reduce_add_ps(acc[r][c]);
 }
 
-#define TILE_TOKENS_BF16(R)                                                                        \
+#define TILE_TOKENS_BF16(R, NEXT)                                                                  \
     do {                                                                                           \
         int t = 0;                                                                                 \
         for (; t + 4 <= toks; t += 4)                                                              \
-            tile_bf16_pairs(R, 4, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                  \
+            tile_bf16_pairs(R, 4, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys, t ? NULL : NEXT); \
+        const uint16_t *nx = t ? NULL : NEXT;                                                      \
         switch (toks - t) {                                                                        \
         case 3:                                                                                    \
-            tile_bf16_pairs(R, 3, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                  \
+            tile_bf16_pairs(R, 3, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys, nx);              \
             break;                                                                                 \
         case 2:                                                                                    \
-            tile_bf16_pairs(R, 2, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                  \
+            tile_bf16_pairs(R, 2, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys, nx);              \
             break;                                                                                 \
         case 1:                                                                                    \
-            tile_bf16_pairs(R, 1, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys);                  \
+            tile_bf16_pairs(R, 1, n, wr, ws, x + t * xs, xs, y + t * ys + r, ys, nx);              \
             break;                                                                                 \
         default:                                                                                   \
             break;                                                                                 \
@@ -481,11 +494,11 @@ static void gemm_bf16_pairs(int rows, int toks, int n, const uint16_t *w, size_t
     int r = 0;
     for (; r + 4 <= rows; r += 4) {
         const uint16_t *wr = w + r * ws;
-        TILE_TOKENS_BF16(4);
+        TILE_TOKENS_BF16(4, r + 8 <= rows ? wr + 4 * ws : NULL);
     }
     for (; r < rows; r++) {
         const uint16_t *wr = w + r * ws;
-        TILE_TOKENS_BF16(1);
+        TILE_TOKENS_BF16(1, NULL);
     }
 }
 

@@ -212,10 +212,11 @@ static void run_qdot(const mm_ctx *c, int o0, int o1) {
 
 /* Packed decode: each group of 8 rows meets every token while in L1/L2. */
 static void run_qpack(const mm_ctx *c, int o0, int o1) {
+    const char *end = c->w + (size_t)o1 * c->ws; /* this item's last byte + 1 */
     for (int o = o0; o < o1; o += SP_PACK_ROWS)
         for (int t = 0; t < c->T; t++)
             c->pk->gemv8(c->in, c->w + (size_t)o * c->ws, c->xq + (size_t)t * c->xq_stride,
-                         c->y + (size_t)t * c->out + o);
+                         c->y + (size_t)t * c->out + o, end);
 }
 
 /* Panel j of run_panel: rows r .. r+R-1, values k0 .. k0+n-1, as f32. */

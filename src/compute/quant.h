@@ -52,8 +52,11 @@ typedef struct sp_quant_packed_kernels {
     /* quantizes n f32 activations exactly as the type's quantize_act does
      * (the same int8 values and scales), in the layout the kernel reads */
     void (*prep_act)(const float *x, void *xa, int64_t n);
-    /* y[r] += dot(row r of the group, activation), r < SP_PACK_ROWS */
-    void (*gemv8)(int64_t n, const void *group, const void *xa, float *y);
+    /* y[r] += dot(row r of the group, activation), r < SP_PACK_ROWS.
+     * Software prefetches ahead of the stream stop at pf_end (the end of
+     * the caller's share of the matrix: the bytes after it are another
+     * thread's), NULL: the group's end. */
+    void (*gemv8)(int64_t n, const void *group, const void *xa, float *y, const void *pf_end);
 } sp_quant_packed_kernels;
 
 /* 1 if t has a packed layout. */

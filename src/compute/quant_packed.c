@@ -16,32 +16,34 @@ int sp_quant_packable(sp_dtype t) {
     return qbytes(t) != 0 || t == SP_Q4_K;
 }
 
-/* One Q4_K super-block of the 8 rows of a group between natural order
- * (nat: row r's block at r * rb) and packed order (pk, SP_PK_K_BYTES). */
-static void pack_k_block(uint8_t *nat, size_t rb, uint8_t *pk, int to_packed) {
-    for (int r = 0; r < SP_PACK_ROWS; r++) {
-        uint8_t *blk = nat + (size_t)r * rb;
-        struct {
-            uint8_t *packed, *plain;
-            size_t len;
-        } parts[] = {{pk + SP_PK_K_D + 2 * r, blk, 2},
-                     {pk + SP_PK_K_DMIN + 2 * r, blk + 2, 2},
-                     {pk + SP_PK_K_SC + 4 * r, blk + 4, 4},
-                     {pk + SP_PK_K_SC + 32 + 4 * r, blk + 8, 4},
-                     {pk + SP_PK_K_SC + 64 + 4 * r, blk + 12, 4}};
-        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-            if (to_packed)
-                memcpy(parts[i].packed, parts[i].plain, parts[i].len);
-            else
-                memcpy(parts[i].plain, parts[i].packed, parts[i].len);
-        }
-        for (int k = 0; k < SP_QKK / 8; k++) { /* 32 chunks of 4 bytes of qs */
-            if (to_packed)
-                memcpy(pk + 32 * k + 4 * r, blk + 16 + 4 * k, 4);
-            else
-                memcpy(blk + 16 + 4 * k, pk + 32 * k + 4 * r, 4);
-        }
+/* Row r's Q4_K super-block between natural order (blk) and its place in a
+ * packed super-block of its group (pk, SP_PK_K_BYTES). */
+static void pack_k_row(uint8_t *blk, uint8_t *pk, int r, int to_packed) {
+    struct {
+        uint8_t *packed, *plain;
+        size_t len;
+    } parts[] = {{pk + SP_PK_K_D + 2 * r, blk, 2},
+                 {pk + SP_PK_K_DMIN + 2 * r, blk + 2, 2},
+                 {pk + SP_PK_K_SC + 4 * r, blk + 4, 4},
+                 {pk + SP_PK_K_SC + 32 + 4 * r, blk + 8, 4},
+                 {pk + SP_PK_K_SC + 64 + 4 * r, blk + 12, 4}};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        if (to_packed)
+            memcpy(parts[i].packed, parts[i].plain, parts[i].len);
+        else
+            memcpy(parts[i].plain, parts[i].packed, parts[i].len);
     }
+    for (int k = 0; k < SP_QKK / 8; k++) { /* 32 chunks of 4 bytes of qs */
+        if (to_packed)
+            memcpy(pk + 32 * k + 4 * r, blk + 16 + 4 * k, 4);
+        else
+            memcpy(blk + 16 + 4 * k, pk + 32 * k + 4 * r, 4);
+    }
+}
+
+/* One super-block of the 8 rows of a group (nat: row r's block at r * rb). */
+static void pack_k_block(uint8_t *nat, size_t rb, uint8_t *pk, int to_packed) {
+    for (int r = 0; r < SP_PACK_ROWS; r++) pack_k_row(nat + (size_t)r * rb, pk, r, to_packed);
 }
 
 /* One group between natural (rows of blocks) and packed order. */
@@ -126,11 +128,10 @@ static void packed_dequantize_k(sp_isa isa, const void *data, int64_t n, int64_t
     int64_t nb = n / SP_QKK, ri = r % SP_PACK_ROWS;
     const uint8_t *g = (const uint8_t *)data + (size_t)(r / SP_PACK_ROWS) * SP_PACK_ROWS *
                                                    sizeof(sp_block_q4_k) * (size_t)nb;
-    uint8_t rows[SP_PACK_ROWS][sizeof(sp_block_q4_k)];
+    uint8_t blk[sizeof(sp_block_q4_k)];
     for (int64_t b = k0 / SP_QKK; b < (k0 + len) / SP_QKK; b++) {
-        pack_k_block(rows[0], sizeof(sp_block_q4_k),
-                     (uint8_t *)g + (size_t)b * SP_PACK_ROWS * sizeof(sp_block_q4_k), 0);
-        sp_quant_dequantize_isa(SP_Q4_K, isa, rows[ri], dst + (b * SP_QKK - k0), SP_QKK);
+        pack_k_row(blk, (uint8_t *)g + (size_t)b * SP_PK_K_BYTES, (int)ri, 0);
+        sp_quant_dequantize_isa(SP_Q4_K, isa, blk, dst + (b * SP_QKK - k0), SP_QKK);
     }
 }
 
@@ -197,7 +198,9 @@ static void prep_scalar(const float *x, void *xa, int64_t n) {
 /* ---- scalar kernels: the same integer sums and the same f32 operations, in
  * the same order per row, as quant_scalar.c's dot_q4_0 / dot_q8_0 ---------- */
 
-static void gemv8_q4_0_scalar(int64_t n, const void *group, const void *xa, float *y) {
+static void gemv8_q4_0_scalar(int64_t n, const void *group, const void *xa, float *y,
+                              const void *pf_end) {
+    (void)pf_end;
     int64_t nb = n / SP_QK;
     const uint8_t *q = group;
     const uint16_t *wd = (const uint16_t *)(q + (size_t)nb * SP_PACK_ROWS * 16);
@@ -221,7 +224,9 @@ static void gemv8_q4_0_scalar(int64_t n, const void *group, const void *xa, floa
     }
 }
 
-static void gemv8_q8_0_scalar(int64_t n, const void *group, const void *xa, float *y) {
+static void gemv8_q8_0_scalar(int64_t n, const void *group, const void *xa, float *y,
+                              const void *pf_end) {
+    (void)pf_end;
     int64_t nb = n / SP_QK;
     const int8_t *q = group;
     const uint16_t *wd = (const uint16_t *)(q + (size_t)nb * SP_PACK_ROWS * 32);
@@ -243,7 +248,9 @@ static void gemv8_q8_0_scalar(int64_t n, const void *group, const void *xa, floa
 
 /* Q4_K: the same integer sums and f32 operations per row as quant_scalar.c's
  * dot_q4_k (sub-block mins through the activation's 32-value sums). */
-static void gemv8_q4_k_scalar(int64_t n, const void *group, const void *xa, float *y) {
+static void gemv8_q4_k_scalar(int64_t n, const void *group, const void *xa, float *y,
+                              const void *pf_end) {
+    (void)pf_end;
     int64_t nb = n / SP_QKK;
     const int8_t *yq = xa;
     const float *yd = sp_pk_k_act_d(xa, n);

@@ -85,8 +85,8 @@ static inline __m256i block_q8_0(const uint8_t *q, const int8_t *y) {
 #define PREFETCH_AHEAD 2048
 
 /* y[r] += sum_b d_r,b * d_y,b * S_r,b, one block at a time. */
-static inline __attribute__((always_inline)) void gemv8(int64_t n, const void *group,
-                                                        const void *xa, float *y, int q8) {
+static inline __attribute__((always_inline)) void
+gemv8(int64_t n, const void *group, const void *xa, float *y, int q8, const void *pf_end) {
     int64_t nb = n / SP_QK;
     size_t qb = q8 ? 256 : 128;
     const uint8_t *q = group;
@@ -94,10 +94,12 @@ static inline __attribute__((always_inline)) void gemv8(int64_t n, const void *g
     const int8_t *yq = xa;
     const float *yd = sp_pk_act_d(xa, n);
     const int32_t *ys = sp_pk_act_s(xa, n);
+    if (!pf_end) pf_end = q + (size_t)nb * (qb + 16);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        for (size_t l = 0; l < qb; l += 64)
-            _mm_prefetch((const char *)q + b * qb + PREFETCH_AHEAD + l, _MM_HINT_T0);
+        if ((const char *)q + b * qb + PREFETCH_AHEAD + qb <= (const char *)pf_end)
+            for (size_t l = 0; l < qb; l += 64)
+                _mm_prefetch((const char *)q + b * qb + PREFETCH_AHEAD + l, _MM_HINT_T0);
         __m256i s = q8 ? block_q8_0(q + b * qb, yq + b * SP_QK)
                        : block_q4_0(q + b * qb, yq + b * SP_QK, ys + b);
         __m256 d =
@@ -108,11 +110,11 @@ static inline __attribute__((always_inline)) void gemv8(int64_t n, const void *g
     _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), acc));
 }
 
-static void gemv8_q4_0(int64_t n, const void *group, const void *xa, float *y) {
-    gemv8(n, group, xa, y, 0);
+static void gemv8_q4_0(int64_t n, const void *group, const void *xa, float *y, const void *pf_end) {
+    gemv8(n, group, xa, y, 0, pf_end);
 }
-static void gemv8_q8_0(int64_t n, const void *group, const void *xa, float *y) {
-    gemv8(n, group, xa, y, 1);
+static void gemv8_q8_0(int64_t n, const void *group, const void *xa, float *y, const void *pf_end) {
+    gemv8(n, group, xa, y, 1, pf_end);
 }
 
 void sp_pk_k_prep_avx2(const float *x, void *xa, int64_t n) {
@@ -173,8 +175,9 @@ static inline __m256i k_min_sums8(const __m256i m[2], const int16_t *bs) {
 /* Packed Q4_K, one super-block at a time: per sub-block the int16 pair
  * sums of 8 chunks stay in int16 (at most 8 * 2 * 15 * 127 = 30480), then
  * vpmaddwd by the row's scale (both halves of the lane) widens them. */
-static void gemv8_q4_k(int64_t n, const void *group, const void *xa, float *y) {
+static void gemv8_q4_k(int64_t n, const void *group, const void *xa, float *y, const void *pf_end) {
     int64_t nb = n / SP_QKK;
+    if (!pf_end) pf_end = (const uint8_t *)group + (size_t)nb * SP_PK_K_BYTES;
     const int8_t *yq = xa;
     const float *yd = sp_pk_k_act_d(xa, n);
     const int16_t *bs = sp_pk_k_act_bs(xa, n);
@@ -182,8 +185,9 @@ static void gemv8_q4_k(int64_t n, const void *group, const void *xa, float *y) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *pk = (const uint8_t *)group + (size_t)b * SP_PK_K_BYTES;
-        for (size_t l = 0; l < SP_PK_K_BYTES; l += 64)
-            _mm_prefetch((const char *)pk + PREFETCH_AHEAD + l, _MM_HINT_T0);
+        if (pk + PREFETCH_AHEAD + SP_PK_K_BYTES <= (const uint8_t *)pf_end)
+            for (size_t l = 0; l < SP_PK_K_BYTES; l += 64)
+                _mm_prefetch((const char *)pk + PREFETCH_AHEAD + l, _MM_HINT_T0);
         __m256i sc[2], m[2];
         k_scales8(pk, sc, m);
         const int8_t *yb = yq + b * SP_QKK;

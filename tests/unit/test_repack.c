@@ -139,7 +139,7 @@ static void test_kernels(sp_dtype t, int n) {
         CHECKF(act_ok, "%s isa %d: prepared activation differs", sp_dtype_name(t), isa);
         float y[ROWS];
         for (int r = 0; r < ROWS; r++) y[r] = 0.5f * (float)r; /* gemv8 adds */
-        for (int g = 0; g < ROWS / 8; g++) k->gemv8(n, p + (size_t)g * 8 * rb, xa, y + 8 * g);
+        for (int g = 0; g < ROWS / 8; g++) k->gemv8(n, p + (size_t)g * 8 * rb, xa, y + 8 * g, NULL);
         for (int r = 0; r < ROWS; r++) {
             float got = y[r] - 0.5f * (float)r, want = plain[r];
             if (isa == SP_ISA_SCALAR) {
