@@ -12,7 +12,8 @@
  *      build/release/libsp_base.a -lm -pthread -o build/release/bench_decode_bw
  *   build/release/bench_decode_bw TYPE [threads=2] [MiB=320] [rounds=9] [isa,isa..] [T=1]
  * TYPE: f16 bf16 q8_0 q4_0 q4_k q5_k q6_k ...; isa: scalar avx2 avx512 avx512bf16.
- * NOPACK=1 in the environment keeps the plain row layout. MiB=8 keeps the
+ * NOPACK=1 in the environment keeps the plain row layout; SHAPE=i (0..6)
+ * makes every matrix the layer's i-th shape. MiB=8 keeps the
  * weights in L3: the kernels' own speed, without the memory. */
 #include <stdint.h>
 #include <stdio.h>
@@ -118,10 +119,12 @@ int main(int argc, char **argv) {
                                     {5632, 2048}, {5632, 2048}, {2048, 5632}};
     size_t per = 0;
     for (int i = 0; i < 7; i++) per += sp_dtype_row_bytes(t, layer[i][1]) * (size_t)layer[i][0];
+    int shape = getenv("SHAPE") ? atoi(getenv("SHAPE")) % 7 : -1; /* one of the 7 only */
     int n_mat = 7 * (int)((((size_t)mib << 20) + per - 1) / per);
     mat *m = calloc((size_t)n_mat, sizeof *m);
     for (int i = 0; i < n_mat; i++)
-        fill(&m[i], t, layer[i % 7][0], layer[i % 7][1], 1u + (unsigned)i);
+        fill(&m[i], t, layer[shape >= 0 ? shape : i % 7][0], layer[shape >= 0 ? shape : i % 7][1],
+             1u + (unsigned)i);
     size_t bytes = 0;
     for (int i = 0; i < n_mat; i++) bytes += m[i].w.nbytes;
     sp_pool *pool = sp_pool_create(nth);

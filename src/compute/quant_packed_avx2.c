@@ -77,12 +77,16 @@ static inline __m256i block_q8_0(const uint8_t *q, const int8_t *y) {
     return acc;
 }
 
-/* Bytes of the group's stream asked for ahead of the block being summed
- * (software prefetch on top of the hardware's). Two threads streaming 285
- * MB of packed weights, Zen 3, GB/s, none / 1 KiB / 2 KiB ahead: Q8_0 20.2
- * / 21.3 / 21.2, Q4_0 16.9 / 17.7 / 18.7 (a plain read: 25-26). Past the
- * end of a group it reads into the group's scales and the next group. */
-#define PREFETCH_AHEAD 2048
+/* Bytes of the group's stream asked into L2 ahead of the block being summed
+ * (software prefetch on top of the hardware's), up to the end of the
+ * caller's rows (pf_end); past the end of a group it reads into the group's
+ * scales and the next group. Two threads streaming 285 MB of packed
+ * weights, Zen 3, GB/s, none / 1 KiB / 2 KiB ahead into L1: Q8_0 20.2 /
+ * 21.3 / 21.2, Q4_0 16.9 / 17.7 / 18.7 (a plain read: 25-26). Zen 4
+ * (bench/bench_decode_bw.c, the bench model's layers, 2 threads, share of
+ * a plain read): 2 KiB into L1 Q4_0 49%, Q8_0 61-63%; 16 KiB into L2 66-68%,
+ * 74-76% (not measured on Zen 3). */
+#define PREFETCH_AHEAD 16384
 
 /* y[r] += sum_b d_r,b * d_y,b * S_r,b, one block at a time. */
 static inline __attribute__((always_inline)) void
@@ -99,7 +103,7 @@ gemv8(int64_t n, const void *group, const void *xa, float *y, int q8, const void
     for (int64_t b = 0; b < nb; b++) {
         if ((const char *)q + b * qb + PREFETCH_AHEAD + qb <= (const char *)pf_end)
             for (size_t l = 0; l < qb; l += 64)
-                _mm_prefetch((const char *)q + b * qb + PREFETCH_AHEAD + l, _MM_HINT_T0);
+                _mm_prefetch((const char *)q + b * qb + PREFETCH_AHEAD + l, _MM_HINT_T1);
         __m256i s = q8 ? block_q8_0(q + b * qb, yq + b * SP_QK)
                        : block_q4_0(q + b * qb, yq + b * SP_QK, ys + b);
         __m256 d =
@@ -187,7 +191,7 @@ static void gemv8_q4_k(int64_t n, const void *group, const void *xa, float *y, c
         const uint8_t *pk = (const uint8_t *)group + (size_t)b * SP_PK_K_BYTES;
         if (pk + PREFETCH_AHEAD + SP_PK_K_BYTES <= (const uint8_t *)pf_end)
             for (size_t l = 0; l < SP_PK_K_BYTES; l += 64)
-                _mm_prefetch((const char *)pk + PREFETCH_AHEAD + l, _MM_HINT_T0);
+                _mm_prefetch((const char *)pk + PREFETCH_AHEAD + l, _MM_HINT_T1);
         __m256i sc[2], m[2];
         k_scales8(pk, sc, m);
         const int8_t *yb = yq + b * SP_QKK;
