@@ -15,7 +15,8 @@
  *   quantized, SP_PREC_F32: chunks of 4 rows are dequantized exactly (the
  *     vector dequantizers are bit-identical to the reference) into a stack
  *     buffer, then the f32 gemm.
- *   prefill (T >= PANEL_MIN_T) where the level has a panel kernel (AVX2),
+ *   prefill (T >= PANEL_MIN_T) where the level has a panel kernel (AVX2,
+ *     AVX-512: 16 rows x 12 tokens of zmm FMAs, 2% over AVX2's tile),
  *     any weight type, both precisions: SP_PANEL rows x PANEL_K values are
  *     converted or dequantized once per token block (up to PANEL_GROUPS
  *     groups of 6 tokens: once per matmul for prompt chunks up to 516
@@ -41,9 +42,19 @@
  *     a per-block activation sum). pp512 of a 0.85 B model, one thread,
  *     CPU seconds from the f32 panel path to this: Q8_0 13.0 -> 7.2,
  *     Q4_0 12.7 -> 8.7 (Zen 3).
+ *   prefill on AVX-512 with VNNI: the same integer panels with vpdpbusd
+ *     (64 u8 x s8 products per instruction) for Q8_0 (weights + 128), Q4_0
+ *     and Q4_K (32-value sub-blocks with a per-row f32 scale and min,
+ *     activations quantized to Q8_K as decode does): pp512 of the 0.85 B
+ *     model, 2 threads, Zen 4, load ~3: Q4_K 24-28 -> 94-98 tok/s (pp256,
+ *     it was integer dots per row and token), Q8_0 66-93 -> 139-171, Q4_0
+ *     74-99 -> 114-184 (AVX2's vpmaddwd / vpmaddubsw tiles before).
  *   bf16, SP_PREC_FAST, AVX512_BF16: the caller rounds the activations to
  *     bf16 once (pool scratch); vdpbf16ps then does twice the products of
- *     an f32 FMA per instruction. */
+ *     an f32 FMA per instruction: dot-product tiles for decode, a bf16-pair
+ *     panel GEMM (the panel scheme above) from PANEL_MIN_T tokens on (2048 x
+ *     2048 x 256 tokens, 1 thread: 166 against 100 GFLOP/s for the f32
+ *     panel). */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -604,11 +615,11 @@ void sp_matmul(sp_pool *pool, float *y, const float *x, int T, const sp_tensor *
         c.mode = MM_IPANEL;
     else if (c.wt != SP_F32 && c.wt != SP_F16 && c.wt != SP_BF16) {
         c.mode = MM_DEQUANT;
-        /* prefill on AVX2: dequantizing a panel once per token block and
-         * running the packed-panel f32 GEMM beats an integer dot per (row,
-         * token) (measured). AVX-512 has no panel kernel yet and VNNI's
-         * dots are 4x wider than its FMAs: it keeps the integer dots until
-         * measured there. */
+        /* prefill without an integer panel GEMM for the type (Q6_K, Q5_K,
+         * ...): dequantizing a panel once per token block and running the
+         * packed-panel f32 GEMM beats an integer dot per (row, token)
+         * (measured on AVX2; on AVX-512, pp128 of the 0.85 B model: Q6_K
+         * 92 -> 118 tok/s, Q5_K 63-68 -> 106). */
         /* packed Q4_0 / Q8_0 below the panel size (batched decode): the
          * 8-row kernel meets every token while a group is in L1, 1.7-2.7x
          * less CPU than dequantizing at T = 4..24 (measured, bench/README.md) */
