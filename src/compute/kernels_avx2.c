@@ -544,8 +544,9 @@ static void quads_plain(sp_dtype wt, int rows, const char *w, size_t ws, int b, 
 static void quads_packed(sp_dtype wt, const char *g, int nb, int b, __m256i q[8], float d[8],
                          int off) {
     int qb = wt == SP_Q8_0 ? SP_QK : SP_QK / 2;
-    const char *blk = g + (size_t)b * 8 * qb;
-    const uint16_t *dd = (const uint16_t *)(g + (size_t)nb * 8 * qb) + (size_t)b * 8;
+    const char *blk = g + (size_t)b * (8 * qb + 16); /* quants, then the 8 rows' scales */
+    const uint16_t *dd = (const uint16_t *)(blk + 8 * qb);
+    (void)nb;
     _mm256_storeu_ps(d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dd)));
     if (wt == SP_Q8_0) {
         for (int c = 0; c < 8; c++) q[c] = _mm256_loadu_si256((const __m256i *)(blk + 32 * c));

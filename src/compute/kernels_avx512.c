@@ -576,9 +576,9 @@ static void pack8u8(int packed, int hr, const char *w, size_t ws, int nb_row, in
     for (int b = 0; b < nblk; b++) {
         uint8_t *pb = p + (size_t)b * 8 * SP_PANEL * 4 + 4 * h;
         float *d = pd + (size_t)b * SP_PANEL + h;
-        const char *blk = w + (size_t)(b0 + b) * 8 * SP_QK; /* packed: the 8 rows' chunks */
-        const uint16_t *dd =
-            (const uint16_t *)(w + (size_t)nb_row * 8 * SP_QK) + (size_t)(b0 + b) * 8;
+        const char *blk = w + (size_t)(b0 + b) * SP_PK_Q8_0_BLOCK; /* packed: rows' chunks */
+        const uint16_t *dd = (const uint16_t *)(blk + 8 * SP_QK);
+        (void)nb_row;
         for (int i = 0; i < 8; i++) {
             const sp_block_q8_0 *q = (const sp_block_q8_0 *)(w + (size_t)i * ws) + b0 + b;
             d[i] = i >= hr ? 0.0f : sp_q_f16(packed ? dd[i] : q->d);

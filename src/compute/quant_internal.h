@@ -175,6 +175,11 @@ void sp_pk_act_from_q8_0(const sp_block_q8_0 *q, void *xa, int64_t n);
 size_t sp_pk_act_bytes(int64_t n);
 /* The preparation with the AVX2 Q8_0 quantizer (AVX2 only). */
 void sp_pk_prep_avx2(const float *x, void *xa, int64_t n);
+/* Bytes of one block of a packed Q4_0 / Q8_0 group (quant.h): the 8 rows'
+ * quants (4-byte chunks by row), then their 8 f16 scales. */
+#define SP_PK_Q4_0_BLOCK (8 * 16 + 16)
+#define SP_PK_Q8_0_BLOCK (8 * 32 + 16)
+
 /* Packed Q4_K (quant.h): one super-block of a group of 8 rows is
  * SP_PK_K_BYTES: the qs as 32 chunks of 4 bytes (chunk k: row r's
  * qs[4k..4k+3] at 32k + 4r), then the 12 scale bytes as 3 dwords (dword j

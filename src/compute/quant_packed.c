@@ -51,12 +51,12 @@ static void pack_group(sp_dtype t, const uint8_t *src, uint8_t *dst, int64_t nb,
     size_t qb = (size_t)qbytes(t), bb = qb + 2, rb = bb * (size_t)nb;
     uint8_t *dq = to_packed ? dst : (uint8_t *)src;
     const uint8_t *nat = to_packed ? src : dst;
-    uint8_t *dd = dq + (size_t)nb * SP_PACK_ROWS * qb;
     for (int r = 0; r < SP_PACK_ROWS; r++) {
         for (int64_t b = 0; b < nb; b++) {
             uint8_t *blk = (uint8_t *)nat + (size_t)r * rb + (size_t)b * bb;
-            uint8_t *d = dd + ((size_t)b * SP_PACK_ROWS + (size_t)r) * 2;
-            uint8_t *q = dq + (size_t)b * SP_PACK_ROWS * qb + 4 * (size_t)r;
+            uint8_t *pb = dq + (size_t)b * SP_PACK_ROWS * bb; /* the group's block b */
+            uint8_t *d = pb + SP_PACK_ROWS * qb + 2 * (size_t)r;
+            uint8_t *q = pb + 4 * (size_t)r;
             if (to_packed)
                 memcpy(d, blk, 2);
             else
@@ -145,14 +145,14 @@ void sp_quant_packed_dequantize(sp_dtype t, sp_isa isa, const void *data, int64_
     size_t qb = (size_t)qbytes(t), bb = qb + 2;
     int64_t nb = n / SP_QK, ri = r % SP_PACK_ROWS;
     const uint8_t *g = (const uint8_t *)data + (size_t)(r / SP_PACK_ROWS) * SP_PACK_ROWS * bb * nb;
-    const uint8_t *dd = g + (size_t)nb * SP_PACK_ROWS * qb;
     uint8_t buf[CHUNK * 34];
     for (int64_t b0 = k0 / SP_QK; b0 < (k0 + len) / SP_QK; b0 += CHUNK) {
         int64_t m = (k0 + len) / SP_QK - b0 < CHUNK ? (k0 + len) / SP_QK - b0 : CHUNK;
         for (int64_t b = 0; b < m; b++) {
             uint8_t *blk = buf + (size_t)b * bb;
-            memcpy(blk, dd + ((size_t)(b0 + b) * SP_PACK_ROWS + (size_t)ri) * 2, 2);
-            const uint8_t *q = g + (size_t)(b0 + b) * SP_PACK_ROWS * qb + 4 * (size_t)ri;
+            const uint8_t *pb = g + (size_t)(b0 + b) * SP_PACK_ROWS * bb;
+            memcpy(blk, pb + SP_PACK_ROWS * qb + 2 * (size_t)ri, 2);
+            const uint8_t *q = pb + 4 * (size_t)ri;
             for (size_t k = 0; k < qb / 4; k++) memcpy(blk + 2 + 4 * k, q + 32 * k, 4);
         }
         sp_quant_dequantize_isa(t, isa, buf, dst + (b0 * SP_QK - k0), m * SP_QK);
@@ -203,13 +203,13 @@ static void gemv8_q4_0_scalar(int64_t n, const void *group, const void *xa, floa
     (void)pf_end;
     int64_t nb = n / SP_QK;
     const uint8_t *q = group;
-    const uint16_t *wd = (const uint16_t *)(q + (size_t)nb * SP_PACK_ROWS * 16);
     const int8_t *yq = xa;
     const float *yd = sp_pk_act_d(xa, n);
     for (int r = 0; r < SP_PACK_ROWS; r++) {
         float sum = 0.0f;
         for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *qb = q + (size_t)b * SP_PACK_ROWS * 16 + 4 * r;
+            const uint8_t *qb = q + (size_t)b * SP_PK_Q4_0_BLOCK + 4 * r;
+            const uint16_t *wd = (const uint16_t *)(q + (size_t)b * SP_PK_Q4_0_BLOCK + 128);
             const int8_t *yb = yq + b * SP_QK;
             int s = 0;
             for (int k = 0; k < 4; k++) {
@@ -218,7 +218,7 @@ static void gemv8_q4_0_scalar(int64_t n, const void *group, const void *xa, floa
                     s += ((qb[32 * k + j] >> 4) - 8) * yb[16 + 4 * k + j];
                 }
             }
-            sum += (float)s * (sp_q_f16(wd[b * SP_PACK_ROWS + r]) * yd[b]);
+            sum += (float)s * (sp_q_f16(wd[r]) * yd[b]);
         }
         y[r] += sum;
     }
@@ -229,18 +229,18 @@ static void gemv8_q8_0_scalar(int64_t n, const void *group, const void *xa, floa
     (void)pf_end;
     int64_t nb = n / SP_QK;
     const int8_t *q = group;
-    const uint16_t *wd = (const uint16_t *)(q + (size_t)nb * SP_PACK_ROWS * 32);
     const int8_t *yq = xa;
     const float *yd = sp_pk_act_d(xa, n);
     for (int r = 0; r < SP_PACK_ROWS; r++) {
         float sum = 0.0f;
         for (int64_t b = 0; b < nb; b++) {
-            const int8_t *qb = q + (size_t)b * SP_PACK_ROWS * 32 + 4 * r;
+            const int8_t *qb = q + (size_t)b * SP_PK_Q8_0_BLOCK + 4 * r;
+            const uint16_t *wd = (const uint16_t *)(q + (size_t)b * SP_PK_Q8_0_BLOCK + 256);
             const int8_t *yb = yq + b * SP_QK;
             int s = 0;
             for (int k = 0; k < 8; k++)
                 for (int j = 0; j < 4; j++) s += qb[32 * k + j] * yb[4 * k + j];
-            sum += (float)s * (sp_q_f16(wd[b * SP_PACK_ROWS + r]) * yd[b]);
+            sum += (float)s * (sp_q_f16(wd[r]) * yd[b]);
         }
         y[r] += sum;
     }

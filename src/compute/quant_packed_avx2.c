@@ -92,22 +92,21 @@ static inline __m256i block_q8_0(const uint8_t *q, const int8_t *y) {
 static inline __attribute__((always_inline)) void
 gemv8(int64_t n, const void *group, const void *xa, float *y, int q8, const void *pf_end) {
     int64_t nb = n / SP_QK;
-    size_t qb = q8 ? 256 : 128;
+    size_t qb = q8 ? 256 : 128, bb = qb + 16; /* quants, then the 8 rows' scales */
     const uint8_t *q = group;
-    const __m128i *wd = (const __m128i *)(q + (size_t)nb * qb);
     const int8_t *yq = xa;
     const float *yd = sp_pk_act_d(xa, n);
     const int32_t *ys = sp_pk_act_s(xa, n);
-    if (!pf_end) pf_end = q + (size_t)nb * (qb + 16);
+    if (!pf_end) pf_end = q + (size_t)nb * bb;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        if ((const char *)q + b * qb + PREFETCH_AHEAD + qb <= (const char *)pf_end)
-            for (size_t l = 0; l < qb; l += 64)
-                _mm_prefetch((const char *)q + b * qb + PREFETCH_AHEAD + l, _MM_HINT_T1);
-        __m256i s = q8 ? block_q8_0(q + b * qb, yq + b * SP_QK)
-                       : block_q4_0(q + b * qb, yq + b * SP_QK, ys + b);
-        __m256 d =
-            _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(wd + b)), _mm256_broadcast_ss(yd + b));
+        const uint8_t *qq = q + b * bb;
+        if ((const char *)qq + PREFETCH_AHEAD + bb <= (const char *)pf_end)
+            for (size_t l = 0; l < bb; l += 64)
+                _mm_prefetch((const char *)qq + PREFETCH_AHEAD + l, _MM_HINT_T1);
+        __m256i s = q8 ? block_q8_0(qq, yq + b * SP_QK) : block_q4_0(qq, yq + b * SP_QK, ys + b);
+        __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(qq + qb))),
+                                 _mm256_broadcast_ss(yd + b));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
         SP_KEEP(acc);
     }

@@ -44,20 +44,19 @@ static inline void pair_index(__m512i idx[4]) {
 static inline __attribute__((always_inline)) void
 gemv8(int64_t n, const void *group, const void *xa, float *y, int q8, const void *pf_end) {
     int64_t nb = n / SP_QK;
-    size_t qb = q8 ? 256 : 128;
+    size_t qb = q8 ? 256 : 128, bb = qb + 16; /* quants, then the 8 rows' scales */
     const uint8_t *q = group;
-    const __m128i *wd = (const __m128i *)(q + (size_t)nb * qb);
     const int8_t *yq = xa;
     const float *yd = sp_pk_act_d(xa, n);
     const int32_t *ys = sp_pk_act_s(xa, n);
-    if (!pf_end) pf_end = q + (size_t)nb * (qb + 16);
+    if (!pf_end) pf_end = q + (size_t)nb * bb;
     const __m512i m4 = _mm512_set1_epi8(0x0f), flip = _mm512_set1_epi8((char)0x80);
     __m512i idx[4];
     pair_index(idx);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *qq = q + b * qb;
-        prefetch_block(qq, qb, pf_end);
+        const uint8_t *qq = q + b * bb;
+        prefetch_block(qq, bb, pf_end);
         __m512i yb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(yq + b * SP_QK)));
         /* unsigned weights: w + 128 (Q8_0) or the nibble (Q4_0); the offset
          * times the activation sum is taken off once per row (lanes 0-7) */
@@ -76,9 +75,9 @@ gemv8(int64_t n, const void *group, const void *xa, float *y, int q8, const void
                                         _mm512_permutexvar_epi32(idx[j + 2], yb));
             }
         }
-        __m512 d =
-            _mm512_mul_ps(_mm512_cvtph_ps(_mm256_broadcastsi128_si256(_mm_loadu_si128(wd + b))),
-                          _mm512_set1_ps(yd[b]));
+        __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_broadcastsi128_si256(
+                                     _mm_loadu_si128((const __m128i *)(qq + qb)))),
+                                 _mm512_set1_ps(yd[b]));
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), d, acc);
     }
     __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
