@@ -49,7 +49,7 @@ static double run_packed(const sp_quant_packed_kernels *k, const uint8_t *const 
         do {
             const uint8_t *w = mats[reps % n_mats];
             for (int r = 0; r < N; r += SP_PACK_ROWS)
-                k->gemv8(N, w + (size_t)r * row_bytes, xa, y + r);
+                k->gemv8(N, w + (size_t)r * row_bytes, xa, y + r, NULL);
             reps++;
             t = now() - t0;
         } while (t < min_time / 5);

@@ -4,7 +4,7 @@
  * written; same idea, smaller.
  *
  *   gen_bench_model OUT.gguf TYPE [layers hidden ffn heads kv_heads vocab]
- *   TYPE: f32 f16 bf16 q8_0 q4_0 q4_k
+ *   TYPE: f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k
  * Default shape: 16 layers, hidden 2048, ffn 5632, 32 heads, 8 KV heads,
  * vocab 32000: 0.84 B parameters (TinyLlama's widths, fewer layers).
  *
@@ -22,7 +22,16 @@
 #include "compute/dtype.h"
 #include "formats/gguf_write.h"
 
-enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q4_0 = 2, GGML_Q8_0 = 8, GGML_Q4_K = 12, GGML_BF16 = 30 };
+enum {
+    GGML_F32 = 0,
+    GGML_F16 = 1,
+    GGML_Q4_0 = 2,
+    GGML_Q8_0 = 8,
+    GGML_Q4_K = 12,
+    GGML_Q5_K = 13,
+    GGML_Q6_K = 14,
+    GGML_BF16 = 30
+};
 
 typedef struct shape {
     int layers, hidden, ffn, heads, kv_heads, vocab;
@@ -56,14 +65,21 @@ static void fill_blocks(uint32_t type, uint8_t *b, size_t nbytes, uint64_t *s) {
         uint64_t r = rnd(s);
         memcpy(b + i, &r, nbytes - i < 8 ? nbytes - i : 8);
     }
-    size_t bb = type == GGML_Q8_0 ? 34 : type == GGML_Q4_0 ? 18 : 144;
+    size_t bb = type == GGML_Q8_0   ? 34
+                : type == GGML_Q4_0 ? 18
+                : type == GGML_Q5_K ? 176
+                : type == GGML_Q6_K ? 210
+                                    : 144;
     for (size_t i = 0; i + bb <= nbytes; i += bb) {
         if (type == GGML_Q8_0) put16(b + i, sp_f32_to_f16(W_AMP / 127.0f));
         if (type == GGML_Q4_0) put16(b + i, sp_f32_to_f16(W_AMP / 8.0f));
-        if (type == GGML_Q4_K) {
-            put16(b + i, sp_f32_to_f16(W_AMP / (15.0f * 32.0f)));
+        if (type == GGML_Q4_K || type == GGML_Q5_K) { /* d, dmin lead the block */
+            float q = type == GGML_Q4_K ? 15.0f : 31.0f;
+            put16(b + i, sp_f32_to_f16(W_AMP / (q * 32.0f)));
             put16(b + i + 2, sp_f32_to_f16(W_AMP / 64.0f));
         }
+        if (type == GGML_Q6_K) /* d is last; int8 sub-block scales of up to 128 */
+            put16(b + i + 208, sp_f32_to_f16(W_AMP / (32.0f * 128.0f)));
     }
 }
 
@@ -96,7 +112,8 @@ static int parse_type(const char *s, uint32_t *t, sp_dtype *dt) {
         sp_dtype sp;
     } types[] = {{"f32", GGML_F32, SP_F32},    {"f16", GGML_F16, SP_F16},
                  {"bf16", GGML_BF16, SP_BF16}, {"q8_0", GGML_Q8_0, SP_Q8_0},
-                 {"q4_0", GGML_Q4_0, SP_Q4_0}, {"q4_k", GGML_Q4_K, SP_Q4_K}};
+                 {"q4_0", GGML_Q4_0, SP_Q4_0}, {"q4_k", GGML_Q4_K, SP_Q4_K},
+                 {"q5_k", GGML_Q5_K, SP_Q5_K}, {"q6_k", GGML_Q6_K, SP_Q6_K}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (!strcmp(s, types[i].name)) {
             *t = types[i].ggml;
@@ -189,7 +206,7 @@ int main(int argc, char **argv) {
     sp_dtype dt;
     if (argc != 3 && argc != 9) {
         fprintf(stderr,
-                "usage: %s OUT.gguf f32|f16|bf16|q8_0|q4_0|q4_k "
+                "usage: %s OUT.gguf f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k "
                 "[layers hidden ffn heads kv_heads vocab]\n",
                 argv[0]);
         return 2;

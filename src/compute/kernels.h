@@ -57,6 +57,15 @@ typedef struct sp_kernel_table {
      * converted exactly to f32; rows past `rows` are zero. */
     void (*gemm_panel)(int rows, int toks, int n, const float *p, const float *x, size_t x_gstride,
                        float *y, size_t y_stride);
+    /* The same for bf16 weights and bf16-rounded activations (vdpbf16ps, as
+     * gemm_bf16_pairs): p and x hold pairs of values (k even, k+1) as one
+     * uint32 (value k in the low half), p[j*SP_PANEL + r] for pair j, x's
+     * groups k-major by pair; np pairs. pack_panel_bf16 fills p from
+     * `rows` bf16 rows (stride in bytes), 2*np values each; rows past
+     * `rows` are zero. NULL where the level has no bf16 dot. */
+    void (*gemm_panel_bf16)(int rows, int toks, int np, const uint32_t *p, const uint32_t *x,
+                            size_t x_gstride, float *y, size_t y_stride);
+    void (*pack_panel_bf16)(int rows, int np, const void *src, size_t src_stride, uint32_t *p);
     void (*pack_panel)(sp_dtype wt, int rows, int n, const void *src, size_t src_stride, float *p);
     /* Integer prefill GEMM (SP_PREC_FAST, Q8_0 / Q4_0 weights, activations
      * quantized to Q8_0): int16 pairs multiplied and summed into int32
@@ -93,6 +102,26 @@ typedef struct sp_kernel_table {
     void (*igemm4)(int rows, int toks, int nblk, const uint8_t *p, const float *pd,
                    const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
                    size_t ys);
+    /* Q4_K the same way (VNNI vpdpbusd): a 32-value sub-block is a block
+     * of the Q4_0 contract above (p: its unsigned nibbles), pd holds
+     * [nblk][2][SP_PANEL]: d * scale and dmin * min of each row's
+     * sub-block; kact lays out one row already quantized to Q8_K (q) like
+     * iact4 (group 8: -8 * the sub-block's activation sum; xd: the Q8_K
+     * scale, once per sub-block); kgemm: y[t*ys + r] += sum_b xd[b][t] *
+     * (pd[b][0][r] * dot_b - pd[b][1][r] * sum_b(x)). b0 and nblk count
+     * sub-blocks (multiples of 8). NULL where the level has none. */
+    /* Q8_0 through the same u8 GEMM (igemm4): weights w + 128 as unsigned
+     * bytes, group 8 of the activation -128 * its block sum. NULL where the
+     * level has none (then Q8_0 takes ipack/iact/igemm). */
+    int (*ipack8u)(int packed, int rows, const void *w, size_t ws, int nb_row, int b0, int nblk,
+                   uint8_t *p, float *pd);
+    void (*iact8u)(const void *q, int n, int c, int32_t *xg, float *xd);
+    int (*kpack)(int packed, int rows, const void *w, size_t ws, int nb_row, int b0, int nblk,
+                 uint8_t *p, float *pd);
+    void (*kact)(const void *q, int n, int c, int32_t *xg, float *xd);
+    void (*kgemm)(int rows, int toks, int nblk, const uint8_t *p, const float *pd,
+                  const int32_t *xg, size_t xg_stride, const float *xd, size_t xd_stride, float *y,
+                  size_t ys);
 } sp_kernel_table;
 
 #define SP_PANEL  16

@@ -15,7 +15,8 @@
  *   quantized, SP_PREC_F32: chunks of 4 rows are dequantized exactly (the
  *     vector dequantizers are bit-identical to the reference) into a stack
  *     buffer, then the f32 gemm.
- *   prefill (T >= PANEL_MIN_T) where the level has a panel kernel (AVX2),
+ *   prefill (T >= PANEL_MIN_T) where the level has a panel kernel (AVX2,
+ *     AVX-512: 16 rows x 12 tokens of zmm FMAs, 2% over AVX2's tile),
  *     any weight type, both precisions: SP_PANEL rows x PANEL_K values are
  *     converted or dequantized once per token block (up to PANEL_GROUPS
  *     groups of 6 tokens: once per matmul for prompt chunks up to 516
@@ -41,9 +42,19 @@
  *     a per-block activation sum). pp512 of a 0.85 B model, one thread,
  *     CPU seconds from the f32 panel path to this: Q8_0 13.0 -> 7.2,
  *     Q4_0 12.7 -> 8.7 (Zen 3).
+ *   prefill on AVX-512 with VNNI: the same integer panels with vpdpbusd
+ *     (64 u8 x s8 products per instruction) for Q8_0 (weights + 128), Q4_0
+ *     and Q4_K (32-value sub-blocks with a per-row f32 scale and min,
+ *     activations quantized to Q8_K as decode does): pp512 of the 0.85 B
+ *     model, 2 threads, Zen 4, load ~3: Q4_K 24-28 -> 94-98 tok/s (pp256,
+ *     it was integer dots per row and token), Q8_0 66-93 -> 139-171, Q4_0
+ *     74-99 -> 114-184 (AVX2's vpmaddwd / vpmaddubsw tiles before).
  *   bf16, SP_PREC_FAST, AVX512_BF16: the caller rounds the activations to
  *     bf16 once (pool scratch); vdpbf16ps then does twice the products of
- *     an f32 FMA per instruction. */
+ *     an f32 FMA per instruction: dot-product tiles for decode, a bf16-pair
+ *     panel GEMM (the panel scheme above) from PANEL_MIN_T tokens on (2048 x
+ *     2048 x 256 tokens, 1 thread: 166 against 100 GFLOP/s for the f32
+ *     panel). */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -98,7 +109,9 @@ typedef struct mm_ctx {
     const float *xd;                   /* MM_IPANEL: their block scales */
     size_t xg_stride, xd_stride;       /* MM_IPANEL: elements per group */
     int u4;                            /* MM_IPANEL: Q4_0 on unsigned nibbles (ipack4) */
+    int kq;                            /* MM_IPANEL: Q4_K on unsigned nibbles (kpack) */
     const float *xp;                   /* MM_PANEL: activations in groups of SP_PGROUP tokens */
+    int bf;                            /* MM_PANEL on bf16 pairs (xp, panels: uint32 pairs) */
     size_t xp_stride;                  /* MM_PANEL: floats per group */
 } mm_ctx;
 
@@ -210,14 +223,20 @@ static void run_qdot(const mm_ctx *c, int o0, int o1) {
 
 /* Packed decode: each group of 8 rows meets every token while in L1/L2. */
 static void run_qpack(const mm_ctx *c, int o0, int o1) {
+    const char *end = c->w + (size_t)o1 * c->ws; /* this item's last byte + 1 */
     for (int o = o0; o < o1; o += SP_PACK_ROWS)
         for (int t = 0; t < c->T; t++)
             c->pk->gemv8(c->in, c->w + (size_t)o * c->ws, c->xq + (size_t)t * c->xq_stride,
-                         c->y + (size_t)t * c->out + o);
+                         c->y + (size_t)t * c->out + o, end);
 }
 
 /* Panel j of run_panel: rows r .. r+R-1, values k0 .. k0+n-1, as f32. */
 static void panel_pack(const mm_ctx *c, int r, int R, int k0, int n, float *rows, float *panel) {
+    if (c->bf) {
+        c->k->pack_panel_bf16(R, n / 2, c->w + (size_t)r * c->ws + (size_t)k0 * 2, c->ws,
+                              (uint32_t *)panel);
+        return;
+    }
     if (c->wt != SP_F32 && c->wt != SP_F16 && c->wt != SP_BF16) {
         for (int i = 0; i < R; i++) dequant_row(c, r + i, k0, n, rows + i * PANEL_K);
         c->k->pack_panel(SP_F32, R, n, rows, PANEL_K * sizeof(float), panel);
@@ -249,12 +268,19 @@ static void run_panel(const mm_ctx *c, int o0, int o1) {
                 }
                 for (int t = tb; t < tb + nt; t += PANEL_SWEEP) {
                     int m = tb + nt - t < PANEL_SWEEP ? tb + nt - t : PANEL_SWEEP;
-                    const float *xt =
-                        c->xp + (size_t)(t / SP_PGROUP) * c->xp_stride + (size_t)k0 * SP_PGROUP;
-                    for (int j = 0; j < np; j++)
-                        c->k->gemm_panel(R[j], m, n, panel[j], xt, c->xp_stride,
-                                         c->y + (size_t)t * c->out + r0 + j * SP_PANEL,
-                                         (size_t)c->out);
+                    /* bf16 pairs: one uint32 slot holds values k, k+1 */
+                    const float *xt = c->xp + (size_t)(t / SP_PGROUP) * c->xp_stride +
+                                      (size_t)k0 / (c->bf ? 2 : 1) * SP_PGROUP;
+                    for (int j = 0; j < np; j++) {
+                        float *y = c->y + (size_t)t * c->out + r0 + j * SP_PANEL;
+                        if (c->bf)
+                            c->k->gemm_panel_bf16(R[j], m, n / 2, (const uint32_t *)panel[j],
+                                                  (const uint32_t *)xt, c->xp_stride, y,
+                                                  (size_t)c->out);
+                        else
+                            c->k->gemm_panel(R[j], m, n, panel[j], xt, c->xp_stride, y,
+                                             (size_t)c->out);
+                    }
                 }
             }
         }
@@ -265,7 +291,11 @@ static void run_panel(const mm_ctx *c, int o0, int o1) {
 static void ipanel_pack(const mm_ctx *c, int r, int R, int nb, int b0, int m, int16_t *p,
                         float *pd) {
     const char *w = c->w + (size_t)r * c->ws;
-    if (c->u4)
+    if (c->kq)
+        c->k->kpack(c->packed, R, w, c->ws, nb, b0, m, (uint8_t *)p, pd);
+    else if (c->u4 && c->wt == SP_Q8_0)
+        c->k->ipack8u(c->packed, R, w, c->ws, nb, b0, m, (uint8_t *)p, pd);
+    else if (c->u4)
         c->k->ipack4(c->packed, R, w, c->ws, nb, b0, m, (uint8_t *)p, pd);
     else
         c->k->ipack(c->wt, c->packed, R, w, c->ws, nb, b0, m, p, pd);
@@ -278,7 +308,7 @@ static void ipanel_pack(const mm_ctx *c, int r, int R, int nb, int b0, int m, in
  * activations come from L3 once per IPANEL_ROWS panels, not once per panel. */
 static void run_ipanel(const mm_ctx *c, int o0, int o1) {
     _Alignas(32) int16_t p[IPANEL_ROWS][IPANEL_BLOCKS * 16 * SP_PANEL * 2]; /* u4: half */
-    _Alignas(32) float pd[IPANEL_ROWS][IPANEL_BLOCKS * SP_PANEL];
+    _Alignas(32) float pd[IPANEL_ROWS][IPANEL_BLOCKS * SP_PANEL * 2];       /* kq: scales, mins */
     int nb = c->in / 32, per_blk = c->u4 ? 9 : 16;
     int step = token_step(c->T, SP_IGROUP, IPANEL_GROUPS);
     for (int tb = 0; tb < c->T; tb += step) {
@@ -302,7 +332,10 @@ static void run_ipanel(const mm_ctx *c, int o0, int o1) {
                         c->xd + (size_t)(t / SP_IGROUP) * c->xd_stride + (size_t)b0 * SP_IGROUP;
                     for (int j = 0; j < np; j++) {
                         float *y = c->y + (size_t)t * c->out + r0 + j * SP_PANEL;
-                        if (c->u4)
+                        if (c->kq)
+                            c->k->kgemm(R[j], n, m, (const uint8_t *)p[j], pd[j], xg, c->xg_stride,
+                                        xd, c->xd_stride, y, (size_t)c->out);
+                        else if (c->u4)
                             c->k->igemm4(R[j], n, m, (const uint8_t *)p[j], pd[j], xg, c->xg_stride,
                                          xd, c->xd_stride, y, (size_t)c->out);
                         else
@@ -416,9 +449,32 @@ static void panel_row(const panel_acts *a, const float *x, float *dst) {
     }
 }
 
+/* bf16 pairs: token t's values k, k+1 rounded to bf16 in one uint32. */
+static void panel_row_bf16(const mm_ctx *c, const float *x, uint32_t *dst) {
+    for (int k = 0; k < c->in; k += 2)
+        dst[(size_t)k / 2 * SP_PGROUP] =
+            (uint32_t)sp_f32_to_bf16(x[k]) | (uint32_t)sp_f32_to_bf16(x[k + 1]) << 16;
+}
+
 static void panel_acts_worker(void *arg, int item, int n_items) {
     const panel_acts *a = arg;
     const mm_ctx *c = a->c;
+    if (c->bf) {
+        int G = (c->T + SP_PGROUP - 1) / SP_PGROUP;
+        int g0 = (int)((long long)G * item / n_items),
+            g1 = (int)((long long)G * (item + 1) / n_items);
+        for (int g = g0; g < g1; g++)
+            for (int i = 0; i < SP_PGROUP; i++) {
+                int t = g * SP_PGROUP + i;
+                uint32_t *dst = (uint32_t *)a->xp + (size_t)g * c->xp_stride + i;
+                if (t < c->T) {
+                    panel_row_bf16(c, c->x + (size_t)t * c->in, dst);
+                    continue;
+                }
+                for (int k = 0; k < c->in / 2; k++) dst[(size_t)k * SP_PGROUP] = 0;
+            }
+        return;
+    }
     int G = (c->T + SP_PGROUP - 1) / SP_PGROUP;
     int g0 = (int)((long long)G * item / n_items), g1 = (int)((long long)G * (item + 1) / n_items);
     for (int g = g0; g < g1; g++)
@@ -438,7 +494,7 @@ static void panel_acts_worker(void *arg, int item, int n_items) {
 static float *panel_activations(sp_pool *pool, mm_ctx *c, const sp_quant_kernels *qk,
                                 void **owned) {
     size_t G = (size_t)(c->T + SP_PGROUP - 1) / SP_PGROUP;
-    c->xp_stride = (size_t)c->in * SP_PGROUP;
+    c->xp_stride = (size_t)c->in / (c->bf ? 2 : 1) * SP_PGROUP;
     size_t bytes = G * c->xp_stride * sizeof(float);
     float *xp = act_buffer(pool, bytes, owned);
     if (!xp) return NULL;
@@ -464,8 +520,8 @@ static char *prepare_packed(sp_pool *pool, mm_ctx *c, void **owned) {
  * decode) and laid out for igemm; tokens past T are zero. */
 static void iact_worker(void *arg, int item, int n_items) {
     const mm_ctx *c = arg;
-    enum { CHUNK = 64 * 32 }; /* values quantized at a time */
-    _Alignas(64) char q[CHUNK / 32 * 34];
+    enum { CHUNK = 64 * 32 };               /* values quantized at a time (whole Q8_K blocks too) */
+    _Alignas(64) char q[CHUNK / 256 * 292]; /* Q8_K (292 bytes per 256), larger than Q8_0 */
     int G = (c->T + SP_IGROUP - 1) / SP_IGROUP, per_blk = c->u4 ? 9 : 16;
     int g0 = (int)((long long)G * item / n_items), g1 = (int)((long long)G * (item + 1) / n_items);
     for (int g = g0; g < g1; g++) {
@@ -478,7 +534,11 @@ static void iact_worker(void *arg, int item, int n_items) {
                 int32_t *xgk = xg + (size_t)k0 / 32 * per_blk * SP_IGROUP;
                 if (t < c->T) {
                     c->qk->quantize_act(c->x + (size_t)t * c->in + k0, q, n);
-                    if (c->u4)
+                    if (c->kq)
+                        c->k->kact(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
+                    else if (c->u4 && c->wt == SP_Q8_0)
+                        c->k->iact8u(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
+                    else if (c->u4)
                         c->k->iact4(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
                     else
                         c->k->iact(q, n, i, xgk, xd + (size_t)k0 / 32 * SP_IGROUP);
@@ -491,17 +551,19 @@ static void iact_worker(void *arg, int item, int n_items) {
     }
 }
 
-/* Chooses MM_IPANEL (SP_PREC_FAST prefill of Q8_0 / Q4_0 where the level
- * has the kernels) and prepares its activations; 0 if not taken. */
+/* Chooses MM_IPANEL (SP_PREC_FAST prefill of Q8_0 / Q4_0, and Q4_K where
+ * the level has kgemm) and prepares its activations; 0 if not taken. */
 static int setup_ipanel(sp_pool *pool, mm_ctx *c, sp_precision prec, void **owned) {
+    int kq = c->wt == SP_Q4_K && c->k->kgemm && c->in % 256 == 0;
     if (prec != SP_PREC_FAST || c->T < PANEL_MIN_T || !c->k->igemm ||
-        (c->wt != SP_Q8_0 && c->wt != SP_Q4_0) || c->in % 32 != 0)
+        (c->wt != SP_Q8_0 && c->wt != SP_Q4_0 && !kq) || c->in % 32 != 0)
         return 0;
     if (c->packed && c->out % SP_PACK_ROWS != 0) return 0;
     c->qk = sp_quant_get(c->wt, c->isa);
-    if (!c->qk || c->qk->act_type != SP_Q8_0) return 0;
+    if (!c->qk || c->qk->act_type != (kq ? SP_Q8_K : SP_Q8_0)) return 0;
     size_t G = (size_t)(c->T + SP_IGROUP - 1) / SP_IGROUP;
-    c->u4 = c->wt == SP_Q4_0 && c->k->igemm4;
+    c->kq = kq;
+    c->u4 = (c->wt == SP_Q4_0 && c->k->igemm4) || kq || (c->wt == SP_Q8_0 && c->k->ipack8u);
     c->xg_stride = (size_t)c->in / 32 * (c->u4 ? 9 : 16) * SP_IGROUP;
     c->xd_stride = (size_t)c->in / 32 * SP_IGROUP;
     size_t bytes = G * (c->xg_stride + c->xd_stride) * 4;
@@ -543,18 +605,21 @@ void sp_matmul(sp_pool *pool, float *y, const float *x, int T, const sp_tensor *
     c.ws = sp_dtype_row_bytes(c.wt, c.in);
     void *owned = NULL;
     const sp_quant_kernels *ak = NULL;
-    if (c.wt == SP_BF16 && prec == SP_PREC_FAST && c.k->gemm_bf16_pairs &&
+    /* bf16 pairs: the panel GEMM for prefill, dot tiles below that */
+    c.bf = c.wt == SP_BF16 && prec == SP_PREC_FAST && c.k->gemm_panel_bf16 && T >= PANEL_MIN_T &&
+           c.in % 2 == 0;
+    if (!c.bf && c.wt == SP_BF16 && prec == SP_PREC_FAST && c.k->gemm_bf16_pairs &&
         (c.xq = round_activations_bf16(pool, &c, &owned)) != NULL)
         c.mode = MM_BF16_PAIRS;
     if (setup_ipanel(pool, &c, prec, &owned))
         c.mode = MM_IPANEL;
     else if (c.wt != SP_F32 && c.wt != SP_F16 && c.wt != SP_BF16) {
         c.mode = MM_DEQUANT;
-        /* prefill on AVX2: dequantizing a panel once per token block and
-         * running the packed-panel f32 GEMM beats an integer dot per (row,
-         * token) (measured). AVX-512 has no panel kernel yet and VNNI's
-         * dots are 4x wider than its FMAs: it keeps the integer dots until
-         * measured there. */
+        /* prefill without an integer panel GEMM for the type (Q6_K, Q5_K,
+         * ...): dequantizing a panel once per token block and running the
+         * packed-panel f32 GEMM beats an integer dot per (row, token)
+         * (measured on AVX2; on AVX-512, pp128 of the 0.85 B model: Q6_K
+         * 92 -> 118 tok/s, Q5_K 63-68 -> 106). */
         /* packed Q4_0 / Q8_0 below the panel size (batched decode): the
          * 8-row kernel meets every token while a group is in L1, 1.7-2.7x
          * less CPU than dequantizing at T = 4..24 (measured, bench/README.md) */

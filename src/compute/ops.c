@@ -15,11 +15,11 @@
 static _Atomic(const sp_kernel_table *) g_kernels = &sp_kernels_scalar;
 static _Atomic int g_isa = SP_ISA_SCALAR;
 
-/* The AVX-512 tables hold what was written for AVX-512; the optional
- * entries they lack (attention helpers, the integer prefill GEMM) come from
- * the AVX2 table, whose code runs on every AVX-512 CPU. The f32 panel GEMM
- * is not borrowed: the AVX-512 gemm stays in charge of f32/f16/bf16
- * prefill there (speed is issue 22's business). */
+/* The AVX-512 tables hold what was written for AVX-512 (the prefill panel
+ * GEMMs, f32 and bf16 pairs, and the VNNI integer GEMM for Q8_0 / Q4_0 /
+ * Q4_K); the optional entries they lack (attention helpers, the panel
+ * packing, the int16 integer GEMM) come from the AVX2 table, whose code runs
+ * on every AVX-512 CPU. */
 static sp_kernel_table g_avx512, g_avx512_bf16;
 static pthread_once_t g_avx512_once = PTHREAD_ONCE_INIT;
 static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
@@ -29,6 +29,7 @@ static void borrow_avx2(sp_kernel_table *t, const sp_kernel_table *own) {
     *t = *own;
 #define BORROW(f) (t->f = t->f ? t->f : b->f)
     BORROW(exp_shift_sum), BORROW(weighted_rows), BORROW(dot_rows);
+    BORROW(pack_panel);
     BORROW(ipack), BORROW(iact), BORROW(igemm), BORROW(ipack4), BORROW(iact4), BORROW(igemm4);
 #undef BORROW
 }

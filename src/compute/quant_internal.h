@@ -175,6 +175,32 @@ void sp_pk_act_from_q8_0(const sp_block_q8_0 *q, void *xa, int64_t n);
 size_t sp_pk_act_bytes(int64_t n);
 /* The preparation with the AVX2 Q8_0 quantizer (AVX2 only). */
 void sp_pk_prep_avx2(const float *x, void *xa, int64_t n);
+/* Bytes of one block of a packed Q4_0 / Q8_0 group (quant.h): the 8 rows'
+ * quants (4-byte chunks by row), then their 8 f16 scales. */
+#define SP_PK_Q4_0_BLOCK (8 * 16 + 16)
+#define SP_PK_Q8_0_BLOCK (8 * 32 + 16)
+
+/* Packed Q4_K (quant.h): one super-block of a group of 8 rows is
+ * SP_PK_K_BYTES: the qs as 32 chunks of 4 bytes (chunk k: row r's
+ * qs[4k..4k+3] at 32k + 4r), then the 12 scale bytes as 3 dwords (dword j
+ * of row r at SP_PK_K_SC + 32j + 4r), then the 8 rows' f16 d, then their
+ * f16 dmin. Its prepared activation (n values, nb = n/256): int8 qs[n] of
+ * the Q8_K quantizer, f32 d[nb], then int16 bs[nb][8] (sums of the 32
+ * values of each sub-block). */
+#define SP_PK_K_SC    1024
+#define SP_PK_K_D     1120
+#define SP_PK_K_DMIN  1136
+#define SP_PK_K_BYTES 1152
+static inline const float *sp_pk_k_act_d(const void *xa, int64_t n) {
+    return (const float *)((const int8_t *)xa + n);
+}
+static inline const int16_t *sp_pk_k_act_bs(const void *xa, int64_t n) {
+    return (const int16_t *)((const int8_t *)xa + n + n / SP_QKK * 4);
+}
+size_t sp_pk_k_act_bytes(int64_t n);
+void sp_pk_k_act_from_q8_k(const sp_block_q8_k *q, void *xa, int64_t n);
+/* The preparation with the AVX2 Q8_K quantizer (AVX2 only). */
+void sp_pk_k_prep_avx2(const float *x, void *xa, int64_t n);
 const sp_quant_packed_kernels *sp_quant_packed_scalar_table(sp_dtype t);
 const sp_quant_packed_kernels *sp_quant_packed_avx2_table(sp_dtype t);
 const sp_quant_packed_kernels *sp_quant_packed_avx512_table(sp_dtype t);

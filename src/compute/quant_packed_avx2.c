@@ -77,47 +77,160 @@ static inline __m256i block_q8_0(const uint8_t *q, const int8_t *y) {
     return acc;
 }
 
-/* Bytes of the group's stream asked for ahead of the block being summed
- * (software prefetch on top of the hardware's). Two threads streaming 285
- * MB of packed weights, Zen 3, GB/s, none / 1 KiB / 2 KiB ahead: Q8_0 20.2
- * / 21.3 / 21.2, Q4_0 16.9 / 17.7 / 18.7 (a plain read: 25-26). Past the
- * end of a group it reads into the group's scales and the next group. */
-#define PREFETCH_AHEAD 2048
+/* Bytes of the group's stream asked into L2 ahead of the block being summed
+ * (software prefetch on top of the hardware's), up to the end of the
+ * caller's rows (pf_end); past the end of a group it reads into the group's
+ * scales and the next group. Two threads streaming 285 MB of packed
+ * weights, Zen 3, GB/s, none / 1 KiB / 2 KiB ahead into L1: Q8_0 20.2 /
+ * 21.3 / 21.2, Q4_0 16.9 / 17.7 / 18.7 (a plain read: 25-26). Zen 4
+ * (bench/bench_decode_bw.c, the bench model's layers, 2 threads, share of
+ * a plain read): 2 KiB into L1 Q4_0 49%, Q8_0 61-63%; 16 KiB into L2 66-68%,
+ * 74-76% (not measured on Zen 3). */
+#define PREFETCH_AHEAD 16384
 
 /* y[r] += sum_b d_r,b * d_y,b * S_r,b, one block at a time. */
-static inline __attribute__((always_inline)) void gemv8(int64_t n, const void *group,
-                                                        const void *xa, float *y, int q8) {
+static inline __attribute__((always_inline)) void
+gemv8(int64_t n, const void *group, const void *xa, float *y, int q8, const void *pf_end) {
     int64_t nb = n / SP_QK;
-    size_t qb = q8 ? 256 : 128;
+    size_t qb = q8 ? 256 : 128, bb = qb + 16; /* quants, then the 8 rows' scales */
     const uint8_t *q = group;
-    const __m128i *wd = (const __m128i *)(q + (size_t)nb * qb);
     const int8_t *yq = xa;
     const float *yd = sp_pk_act_d(xa, n);
     const int32_t *ys = sp_pk_act_s(xa, n);
+    if (!pf_end) pf_end = q + (size_t)nb * bb;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        for (size_t l = 0; l < qb; l += 64)
-            _mm_prefetch((const char *)q + b * qb + PREFETCH_AHEAD + l, _MM_HINT_T0);
-        __m256i s = q8 ? block_q8_0(q + b * qb, yq + b * SP_QK)
-                       : block_q4_0(q + b * qb, yq + b * SP_QK, ys + b);
-        __m256 d =
-            _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(wd + b)), _mm256_broadcast_ss(yd + b));
+        const uint8_t *qq = q + b * bb;
+        if ((const char *)qq + PREFETCH_AHEAD + bb <= (const char *)pf_end)
+            for (size_t l = 0; l < bb; l += 64)
+                _mm_prefetch((const char *)qq + PREFETCH_AHEAD + l, _MM_HINT_T1);
+        __m256i s = q8 ? block_q8_0(qq, yq + b * SP_QK) : block_q4_0(qq, yq + b * SP_QK, ys + b);
+        __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(qq + qb))),
+                                 _mm256_broadcast_ss(yd + b));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
         SP_KEEP(acc);
     }
     _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), acc));
 }
 
-static void gemv8_q4_0(int64_t n, const void *group, const void *xa, float *y) {
-    gemv8(n, group, xa, y, 0);
+static void gemv8_q4_0(int64_t n, const void *group, const void *xa, float *y, const void *pf_end) {
+    gemv8(n, group, xa, y, 0, pf_end);
 }
-static void gemv8_q8_0(int64_t n, const void *group, const void *xa, float *y) {
-    gemv8(n, group, xa, y, 1);
+static void gemv8_q8_0(int64_t n, const void *group, const void *xa, float *y, const void *pf_end) {
+    gemv8(n, group, xa, y, 1, pf_end);
 }
 
+void sp_pk_k_prep_avx2(const float *x, void *xa, int64_t n) {
+    enum { CHUNK = 8 };
+    sp_block_q8_k tmp[CHUNK];
+    int64_t nb = n / SP_QKK;
+    float *d = (float *)((int8_t *)xa + n);
+    int16_t *bs = (int16_t *)(d + nb);
+    for (int64_t b0 = 0; b0 < nb; b0 += CHUNK) {
+        int64_t m = nb - b0 < CHUNK ? nb - b0 : CHUNK;
+        sp_quant_act_q8_k_avx2(x + b0 * SP_QKK, tmp, m * SP_QKK);
+        for (int64_t b = 0; b < m; b++) {
+            memcpy((int8_t *)xa + (b0 + b) * SP_QKK, tmp[b].qs, SP_QKK);
+            d[b0 + b] = tmp[b].d;
+            /* pairs of 16-value sums: madd by ones, packed back to int16 */
+            __m256i s = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)tmp[b].bsums),
+                                          _mm256_set1_epi16(1));
+            __m128i p = _mm_packs_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            _mm_storeu_si128((__m128i *)(bs + (b0 + b) * 8), p);
+        }
+    }
+}
+
+/* The 6-bit scales (sc) and mins (m) of the 8 rows of a packed Q4_K
+ * super-block, as in sp_kq_scale_min: byte j of sc[0] / sc[1] is row r's
+ * scale of sub-block j / 4 + j (lane r), the same for m. */
+static inline void k_scales8(const uint8_t *pk, __m256i sc[2], __m256i m[2]) {
+    __m256i a = _mm256_loadu_si256((const __m256i *)(pk + SP_PK_K_SC));
+    __m256i b = _mm256_loadu_si256((const __m256i *)(pk + SP_PK_K_SC + 32));
+    __m256i c = _mm256_loadu_si256((const __m256i *)(pk + SP_PK_K_SC + 64));
+    const __m256i m6 = _mm256_set1_epi8(0x3f), m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m2 = _mm256_set1_epi8(0x03);
+    sc[0] = _mm256_and_si256(a, m6);
+    sc[1] = _mm256_or_si256(_mm256_and_si256(c, m4),
+                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 6), m2), 4));
+    m[0] = _mm256_and_si256(b, m6);
+    m[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, 4), m4),
+                           _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(b, 6), m2), 4));
+}
+
+/* sum_j m_j * bs_j per row: m as int16 pairs (m0, m2), (m1, m3) of each
+ * dword, against the matching pairs of the activation's sub-block sums. */
+static inline __m256i k_min_sums8(const __m256i m[2], const int16_t *bs) {
+    const __m256i lo = _mm256_set1_epi32(0x00ff00ff);
+    __m256i acc = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        int32_t p02 = (uint16_t)bs[4 * h] | (int32_t)((uint32_t)(uint16_t)bs[4 * h + 2] << 16);
+        int32_t p13 = (uint16_t)bs[4 * h + 1] | (int32_t)((uint32_t)(uint16_t)bs[4 * h + 3] << 16);
+        acc = _mm256_add_epi32(
+            acc, _mm256_madd_epi16(_mm256_and_si256(m[h], lo), _mm256_set1_epi32(p02)));
+        acc = _mm256_add_epi32(acc,
+                               _mm256_madd_epi16(_mm256_and_si256(_mm256_srli_epi32(m[h], 8), lo),
+                                                 _mm256_set1_epi32(p13)));
+    }
+    return acc;
+}
+
+/* Packed Q4_K, one super-block at a time: per sub-block the int16 pair
+ * sums of 8 chunks stay in int16 (at most 8 * 2 * 15 * 127 = 30480), then
+ * vpmaddwd by the row's scale (both halves of the lane) widens them. */
+static void gemv8_q4_k(int64_t n, const void *group, const void *xa, float *y, const void *pf_end) {
+    int64_t nb = n / SP_QKK;
+    if (!pf_end) pf_end = (const uint8_t *)group + (size_t)nb * SP_PK_K_BYTES;
+    const int8_t *yq = xa;
+    const float *yd = sp_pk_k_act_d(xa, n);
+    const int16_t *bs = sp_pk_k_act_bs(xa, n);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), lo8 = _mm256_set1_epi32(0xff);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pk = (const uint8_t *)group + (size_t)b * SP_PK_K_BYTES;
+        if (pk + PREFETCH_AHEAD + SP_PK_K_BYTES <= (const uint8_t *)pf_end)
+            for (size_t l = 0; l < SP_PK_K_BYTES; l += 64)
+                _mm_prefetch((const char *)pk + PREFETCH_AHEAD + l, _MM_HINT_T1);
+        __m256i sc[2], m[2];
+        k_scales8(pk, sc, m);
+        const int8_t *yb = yq + b * SP_QKK;
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(pk + 32 * (8 * c + k)));
+                a0 = _mm256_add_epi16(
+                    a0, _mm256_maddubs_epi16(_mm256_and_si256(v, m4), bcast4(yb + 64 * c + 4 * k)));
+                a1 = _mm256_add_epi16(
+                    a1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                             bcast4(yb + 64 * c + 32 + 4 * k)));
+                SP_KEEP(a0);
+                SP_KEEP(a1);
+            }
+            /* scales of sub-blocks 2c, 2c+1 as int16 in both halves of each lane */
+            __m256i s0 = _mm256_and_si256(_mm256_srli_epi32(sc[c / 2], 16 * (c % 2)), lo8);
+            __m256i s1 = _mm256_and_si256(_mm256_srli_epi32(sc[c / 2], 16 * (c % 2) + 8), lo8);
+            s0 = _mm256_or_si256(s0, _mm256_slli_epi32(s0, 16));
+            s1 = _mm256_or_si256(s1, _mm256_slli_epi32(s1, 16));
+            isum = _mm256_add_epi32(
+                isum, _mm256_add_epi32(_mm256_madd_epi16(a0, s0), _mm256_madd_epi16(a1, s1)));
+        }
+        __m256i msum = k_min_sums8(m, bs + b * 8);
+        __m256 yv = _mm256_broadcast_ss(yd + b);
+        __m256 d =
+            _mm256_mul_ps(yv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pk + SP_PK_K_D))));
+        __m256 dm = _mm256_mul_ps(
+            yv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(pk + SP_PK_K_DMIN))));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(isum), acc);
+        acc = _mm256_fnmadd_ps(dm, _mm256_cvtepi32_ps(msum), acc);
+    }
+    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), acc));
+}
+
+static const sp_quant_packed_kernels pk_q4_k = {sp_pk_k_act_bytes, sp_pk_k_prep_avx2, gemv8_q4_k};
 static const sp_quant_packed_kernels pk_q4_0 = {sp_pk_act_bytes, sp_pk_prep_avx2, gemv8_q4_0};
 static const sp_quant_packed_kernels pk_q8_0 = {sp_pk_act_bytes, sp_pk_prep_avx2, gemv8_q8_0};
 
 const sp_quant_packed_kernels *sp_quant_packed_avx2_table(sp_dtype t) {
-    return t == SP_Q4_0 ? &pk_q4_0 : t == SP_Q8_0 ? &pk_q8_0 : NULL;
+    return t == SP_Q4_0 ? &pk_q4_0 : t == SP_Q8_0 ? &pk_q8_0 : t == SP_Q4_K ? &pk_q4_k : NULL;
 }

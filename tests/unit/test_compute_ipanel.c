@@ -1,7 +1,8 @@
-/* The integer prefill GEMM (SP_PREC_FAST, Q8_0 / Q4_0 weights, T >= 32):
- * every output against a double-precision sum over the exact weight values
- * and the exact Q8_0-quantized activation values (the type's own
- * quantize_act, dequantized by the reference), so the only error allowed is
+/* The integer prefill GEMM (SP_PREC_FAST, Q8_0 / Q4_0 / Q4_K weights, T >=
+ * 32): every output against a double-precision sum over the exact weight
+ * values and the exact Q8_0- (Q4_K: Q8_K-) quantized activation values (the
+ * type's own quantize_act, dequantized by the reference), so the only error
+ * allowed is
  * f32 rounding of the per-block scale steps. Shapes cross the kernel's
  * edges: token counts off the 6-token groups and past one token block,
  * rows off the 16-row panel, blocks off the 8-block slice, rows longer than
@@ -18,14 +19,14 @@
 #include "compute/ops.h"
 #include "compute/quant.h"
 
-/* x as the kernel sees it: each row quantized to Q8_0 and back. */
+/* x as the kernel sees it: each row quantized to the partner type and back. */
 static void quantized_x(sp_dtype wt, const float *x, int T, int in, float *xr) {
     const sp_quant_kernels *qk = sp_quant_get(wt, sp_ops_isa());
-    size_t rb = sp_dtype_row_bytes(SP_Q8_0, in);
+    size_t rb = sp_dtype_row_bytes(qk->act_type, in);
     char *q = malloc(rb);
     for (int t = 0; t < T; t++) {
         qk->quantize_act(x + (size_t)t * in, q, in);
-        sp_quant_dequantize(SP_Q8_0, q, xr + (size_t)t * in, in);
+        sp_quant_dequantize(qk->act_type, q, xr + (size_t)t * in, in);
     }
     free(q);
 }
@@ -71,14 +72,18 @@ int main(void) {
     static const int shapes[][3] = {/* T, out, in */
                                     {32, 16, 256}, {37, 24, 288}, {301, 40, 64},
                                     {67, 8, 2080}, {96, 19, 96},  {599, 32, 320}};
-    const sp_dtype types[] = {SP_Q8_0, SP_Q4_0};
-    /* the scalar level has no integer GEMM: its dequantizing path must land
-     * on the same rounded-activation sums */
+    /* Q4_K: 256-value super-blocks; 2560 crosses the activation chunk */
+    static const int kshapes[][3] = {{32, 16, 256}, {37, 24, 512}, {301, 40, 256},
+                                     {67, 8, 2560}, {96, 19, 256}, {599, 32, 512}};
+    const sp_dtype types[] = {SP_Q8_0, SP_Q4_0, SP_Q4_K};
+    /* the levels without an integer GEMM for a type: their dequantizing path
+     * must land on the same rounded-activation sums */
     for (int lvl = SP_ISA_SCALAR; lvl < SP_ISA_LEVELS; lvl++) {
         if (!isa_enter("test_compute_ipanel", lvl)) continue;
-        for (size_t ti = 0; ti < 2; ti++)
+        for (size_t ti = 0; ti < 3; ti++)
             for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-                int T = shapes[si][0], out = shapes[si][1], in = shapes[si][2];
+                const int *sh = types[ti] == SP_Q4_K ? kshapes[si] : shapes[si];
+                int T = sh[0], out = sh[1], in = sh[2];
                 run_case(NULL, types[ti], T, out, in, 0);
                 run_case(pool2, types[ti], T, out, in, 0);
                 if (out % SP_PACK_ROWS == 0) run_case(pool2, types[ti], T, out, in, 1);

@@ -1,9 +1,10 @@
-/* Row-interleaved (packed) Q4_0 / Q8_0 weights (quant.h):
+/* Row-interleaved (packed) Q4_0 / Q8_0 / Q4_K weights (quant.h):
  *  1. pack then unpack restores every byte; packing changes the bytes;
  *  2. a packed row read back (sp_quant_packed_dequantize, any block range,
  *     and sp_tensor_row_f32) is bit-identical to the plain row's
  *     dequantization;
- *  3. the prepared activation holds exactly the Q8_0 quantizer's values;
+ *  3. the prepared activation holds exactly the partner quantizer's values
+ *     (Q8_0; Q8_K for Q4_K, with its 32-value sums);
  *  4. the scalar packed kernel equals the plain scalar dot bit for bit (same
  *     integer sums, same f32 operations), and every SIMD level this CPU has
  *     agrees with it to f32 summation order;
@@ -34,13 +35,16 @@ static float frand(void) {
     return (float)((double)(next() >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
-/* Random blocks (every level bit pattern) with finite random f16 scales. */
+/* Random blocks (every level bit pattern) with finite random f16 scales
+ * (d, and Q4_K's dmin, lead every block). */
 static void random_rows(sp_dtype t, uint8_t *w, int rows, int n) {
-    size_t bb = sp_dtype_block_bytes(t), nb = (size_t)n / 32;
+    size_t bb = sp_dtype_block_bytes(t), nb = (size_t)n / (size_t)sp_dtype_block(t);
     for (size_t i = 0; i < bb * nb * (size_t)rows; i++) w[i] = (uint8_t)next();
     for (size_t b = 0; b < nb * (size_t)rows; b++) {
-        uint16_t h = sp_f32_to_f16(frand() * 0.01f);
-        memcpy(w + b * bb, &h, 2);
+        for (int k = 0; k < (t == SP_Q4_K ? 2 : 1); k++) {
+            uint16_t h = sp_f32_to_f16(frand() * 0.01f);
+            memcpy(w + b * bb + 2 * k, &h, 2);
+        }
     }
 }
 
@@ -67,9 +71,10 @@ static void test_layout(sp_dtype t, int rows, int n) {
             memset(b, 0, (size_t)n * 4);
             sp_quant_packed_dequantize(t, (sp_isa)isa, p, n, r, 0, n, b);
             same &= memcmp(a, b, (size_t)n * 4) == 0;
-            if (n >= 96) { /* a block range in the middle */
-                sp_quant_packed_dequantize(t, (sp_isa)isa, p, n, r, 32, n - 64, b);
-                same &= memcmp(a + 32, b, (size_t)(n - 64) * 4) == 0;
+            int blk = sp_dtype_block(t);
+            if (n >= 3 * blk) { /* a block range in the middle */
+                sp_quant_packed_dequantize(t, (sp_isa)isa, p, n, r, blk, n - 2 * blk, b);
+                same &= memcmp(a + blk, b, (size_t)(n - 2 * blk) * 4) == 0;
             }
         }
         sp_tensor_row_f32(&T, r, b);
@@ -79,8 +84,25 @@ static void test_layout(sp_dtype t, int rows, int n) {
     CHECK(sp_quant_unpack(t, p, rows, n) == 1);
     CHECKF(memcmp(p, w, bytes) == 0, "%s: unpack(pack(w)) != w", sp_dtype_name(t));
     CHECK(sp_quant_pack(t, p, rows + 1, n) == 0); /* not a multiple of the group */
-    CHECK(sp_quant_pack(SP_Q4_K, p, 8, 256) == 0);
+    CHECK(sp_quant_pack(SP_Q6_K, p, 8, 256) == 0);
     free(w), free(p), free(a), free(b);
+}
+
+/* Q4_K's prepared activation against Q8_K blocks: qs, d, 32-value sums. */
+static int k_act_same(const uint8_t *xq, const uint8_t *xa, int n) {
+    int ok = 1;
+    const float *d = (const float *)(xa + n);
+    const int16_t *bs = (const int16_t *)(xa + n + n / 256 * 4);
+    for (int b = 0; b < n / 256; b++) {
+        const uint8_t *blk = xq + (size_t)b * 292; /* f32 d, 256 x int8, 16 x int16 */
+        float bd;
+        int16_t sums[16];
+        memcpy(&bd, blk, 4);
+        memcpy(sums, blk + 4 + 256, sizeof sums);
+        ok &= memcmp(xa + b * 256, blk + 4, 256) == 0 && d[b] == bd;
+        for (int j = 0; j < 8; j++) ok &= bs[b * 8 + j] == sums[2 * j] + sums[2 * j + 1];
+    }
+    return ok;
 }
 
 static void test_kernels(sp_dtype t, int n) {
@@ -95,18 +117,18 @@ static void test_kernels(sp_dtype t, int n) {
     for (int i = 0; i < n; i++) x[i] = frand() * (i % 50 == 7 ? 10.0f : 1.0f);
     const sp_quant_kernels *ref = sp_quant_get(t, SP_ISA_SCALAR);
     ref->quantize_act(x, xq, n);
-    sp_quant_dequantize(SP_Q8_0, xq, xd, n);
+    sp_quant_dequantize(ref->act_type, xq, xd, n);
     float plain[ROWS];
     for (int r = 0; r < ROWS; r++) plain[r] = ref->dot(n, w + (size_t)r * rb, xq);
     for (int isa = 0; isa <= (int)sp_ops_cpu_max(); isa++) {
         const sp_quant_packed_kernels *k = sp_quant_packed_get(t, (sp_isa)isa);
         CHECK(k != NULL && k->act_bytes(n) <= (size_t)n * 2);
-        /* 3: the same int8 values, scales and sums as the Q8_0 quantizer */
+        /* 3: the same int8 values, scales and sums as the partner quantizer */
         k->prep_act(x, xa, n);
-        int act_ok = 1;
+        int act_ok = t == SP_Q4_K ? k_act_same(xq, xa, n) : 1;
         const float *d = (const float *)(xa + n);
         const int32_t *s = (const int32_t *)(xa + n + n / 32 * 4);
-        for (int b = 0; b < n / 32; b++) {
+        for (int b = 0; t != SP_Q4_K && b < n / 32; b++) {
             uint16_t h;
             memcpy(&h, xq + b * 34, 2);
             int sum = 0;
@@ -117,7 +139,7 @@ static void test_kernels(sp_dtype t, int n) {
         CHECKF(act_ok, "%s isa %d: prepared activation differs", sp_dtype_name(t), isa);
         float y[ROWS];
         for (int r = 0; r < ROWS; r++) y[r] = 0.5f * (float)r; /* gemv8 adds */
-        for (int g = 0; g < ROWS / 8; g++) k->gemv8(n, p + (size_t)g * 8 * rb, xa, y + 8 * g);
+        for (int g = 0; g < ROWS / 8; g++) k->gemv8(n, p + (size_t)g * 8 * rb, xa, y + 8 * g, NULL);
         for (int r = 0; r < ROWS; r++) {
             float got = y[r] - 0.5f * (float)r, want = plain[r];
             if (isa == SP_ISA_SCALAR) {
@@ -197,21 +219,22 @@ static void test_matmul(sp_pool *pool, sp_dtype t, int out, int in) {
 }
 
 int main(void) {
-    sp_dtype types[] = {SP_Q4_0, SP_Q8_0};
-    for (int i = 0; i < 2; i++) {
-        test_layout(types[i], 8, 32);
-        test_layout(types[i], 24, 96);
+    sp_dtype types[] = {SP_Q4_0, SP_Q8_0, SP_Q4_K};
+    for (int i = 0; i < 3; i++) {
+        int k = types[i] == SP_Q4_K ? 8 : 1; /* block sizes: 256 against 32 */
+        test_layout(types[i], 8, 32 * k);
+        test_layout(types[i], 24, 96 * k);
         test_layout(types[i], 16, 4096);
-        test_kernels(types[i], 32);
-        test_kernels(types[i], 96);
+        test_kernels(types[i], 32 * k);
+        test_kernels(types[i], 96 * k);
         test_kernels(types[i], 2048);
         test_kernels(types[i], 5632);
     }
     for (int threads = 1; threads <= 2; threads++) {
         sp_pool *pool = sp_pool_create(threads);
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 3; i++) {
             test_matmul(pool, types[i], 48, 256);
-            test_matmul(pool, types[i], 136, 640); /* 17 groups: uneven thread shares */
+            test_matmul(pool, types[i], 136, types[i] == SP_Q4_K ? 768 : 640); /* 17 groups */
         }
         sp_pool_destroy(pool);
     }
