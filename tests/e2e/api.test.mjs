@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
-  startServer, metrics, waitIdle, postRaw, collectChatStream, collectCompletionStream, MODEL,
+  startServer, metrics, waitIdle, postRaw, collectChatStream, collectCompletionStream, MODEL, sleep,
 } from './helpers.mjs';
 
 let srv;
@@ -189,15 +189,28 @@ test('aborting a stream cancels it and frees its blocks', async () => {
   assert.equal(r.choices.length, 1);
 });
 
+// Its own server with a long context: the request must still be generating
+// when the client goes away (1,900 tokens of the fixture model took under
+// 150 ms on a fast CI machine), and the abort waits until the request runs.
 test('a client that drops a non-streaming request cancels it', async () => {
-  const before = await waitIdle(srv.base);
-  const cancelled = 'spindle_requests_finished_total{reason="cancelled"}';
-  const ac = new AbortController();
-  const p = client.completions.create({ model: 'x', prompt: PROMPT, max_tokens: 1900,
-    temperature: 0, ignore_eos: true }, { signal: ac.signal });
-  setTimeout(() => ac.abort(), 150);
-  await assert.rejects(p);
-  const after = await waitIdle(srv.base);
-  assert.equal(after[cancelled], before[cancelled] + 1);
-  assert.equal(after.spindle_kv_blocks_free, after.spindle_kv_blocks_total);
+  const long = await startServer(['--ctx-size', '32768', '--parallel', '1']);
+  try {
+    const before = await waitIdle(long.base);
+    const cancelled = 'spindle_requests_finished_total{reason="cancelled"}';
+    const ac = new AbortController();
+    const p = long.client().completions.create({ model: 'x', prompt: PROMPT, max_tokens: 32000,
+      temperature: 0, ignore_eos: true }, { signal: ac.signal });
+    p.catch(() => {});
+    for (let t = 0; t < 10000; t += 5) {
+      if ((await metrics(long.base)).spindle_requests_running > 0) break;
+      await sleep(5);
+    }
+    ac.abort();
+    await assert.rejects(p);
+    const after = await waitIdle(long.base, 30000);
+    assert.equal(after[cancelled], before[cancelled] + 1, 'the request was cancelled');
+    assert.equal(after.spindle_kv_blocks_free, after.spindle_kv_blocks_total);
+  } finally {
+    await long.stop();
+  }
 });

@@ -123,7 +123,7 @@ test('a template error is 400 with the template\'s message', async () => {
 
 test('a full queue answers 503 with Retry-After at once', async () => {
   const auth = { Authorization: 'Bearer sekret' };
-  const body = JSON.stringify({ prompt: 'Once', max_tokens: 400, ignore_eos: true });
+  const body = JSON.stringify({ prompt: 'Once', max_tokens: 1900, ignore_eos: true });
   const all = await Promise.all(
     Array.from({ length: 6 }, () => postRaw(keyed.base, '/v1/completions', body, auth)));
   const busy = all.filter((r) => r.status === 503);

@@ -11,7 +11,7 @@ export const BIN = process.env.SPINDLE_BIN;
 export const MODEL = process.env.SPINDLE_MODEL;
 if (!BIN || !MODEL) throw new Error('set SPINDLE_BIN and SPINDLE_MODEL (see tests/e2e/run.sh)');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Server-side reports that fail a test even when every request succeeded.
 const SANITIZER = /WARNING: ThreadSanitizer|ERROR: AddressSanitizer|runtime error:|LeakSanitizer/;
