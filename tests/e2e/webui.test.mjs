@@ -28,7 +28,7 @@ before(async () => {
   model = qwen3Model();
   process.env.SPINDLE_TEST_HOOKS = '1';
   try {
-    srv = await startServer(['--model', model, '--ctx-size', '2048']);
+    srv = await startServer(['--model', model, '--ctx-size', '8192']);
   } finally {
     delete process.env.SPINDLE_TEST_HOOKS;
   }
@@ -67,9 +67,13 @@ test('the page is served from the binary and fetches nothing from elsewhere', as
 });
 
 const SYSTEM = 'You are a helpful assistant.';
+// Answers long enough to be seen growing (100 tokens came in one paint on a
+// fast CI machine) and to be stopped before they end.
+const LONG = 1000;
+const LONGEST = 8000;
 
 test('a message gets a streamed answer, with token counts and speed', async () => {
-  await setSettings(page, { system: SYSTEM, temperature: '0', max_tokens: '100',
+  await setSettings(page, { system: SYSTEM, temperature: '0', max_tokens: String(LONG),
     extra: '{"ignore_eos": true}' });
   // the page records each length its answer shows, and whether it was
   // still streaming then (Stop shown)
@@ -94,21 +98,21 @@ test('a message gets a streamed answer, with token counts and speed', async () =
   assert.equal(body.model, SERVED_ID());
   assert.equal(body.stream, true);
   assert.equal(body.temperature, 0);
-  assert.equal(body.max_tokens, 100);
+  assert.equal(body.max_tokens, LONG);
   assert.equal(body.ignore_eos, true);
   assert.deepEqual(body.messages, [{ role: 'system', content: SYSTEM },
     { role: 'user', content: 'Tell me a story' }]);
 
   // what the page kept equals what the API answers to the same request
   const ref = await srv.client().chat.completions.create({ model: 'x', messages: body.messages,
-    temperature: 0, max_tokens: 100, ignore_eos: true });
+    temperature: 0, max_tokens: LONG, ignore_eos: true });
   const [conv] = await conversations(page);
   assert.equal(conv.messages.length, 2);
   assert.equal(conv.messages[1].content, ref.choices[0].message.content);
   assert.ok(ref.choices[0].message.content.length > 0);
 
   const stats = await page.textContent('.msg.assistant .stats');
-  assert.match(stats, new RegExp(`${ref.usage.prompt_tokens} prompt tokens · 100 tokens · [0-9.]+ tok/s`));
+  assert.match(stats, new RegExp(`${ref.usage.prompt_tokens} prompt tokens · ${LONG} tokens · [0-9.]+ tok/s`));
   assert.equal((await page.textContent('#conversations .conv.active')).trim().replace(/×$/, ''),
     'Tell me a story');
 });
@@ -116,7 +120,7 @@ test('a message gets a streamed answer, with token counts and speed', async () =
 test('Stop aborts the stream and the server cancels the request', async () => {
   const cancelled = 'spindle_requests_finished_total{reason="cancelled"}';
   const before = await waitIdle(srv.base);
-  await setSettings(page, { system: SYSTEM, temperature: '0', max_tokens: '1900',
+  await setSettings(page, { system: SYSTEM, temperature: '0', max_tokens: String(LONGEST),
     extra: '{"ignore_eos": true}' });
   await page.click('#new-chat');
   await send(page, 'A long one, please');
@@ -131,7 +135,7 @@ test('Stop aborts the stream and the server cancels the request', async () => {
   assert.equal(after[cancelled], before[cancelled] + 1, 'the server cancelled the request');
   assert.equal(after.spindle_kv_blocks_used, 0);
   const generated = after.spindle_generation_tokens_total - before.spindle_generation_tokens_total;
-  assert.ok(generated < 1900, `stopped before the end (${generated} tokens)`);
+  assert.ok(generated < LONGEST, `stopped before the end (${generated} tokens)`);
 
   assert.match(await page.textContent('.msg.assistant .stats'), /stopped/);
   const conv = (await conversations(page)).find((c) => c.messages[0].content === 'A long one, please');
