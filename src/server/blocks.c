@@ -118,11 +118,5 @@ int gen_collect_blocks(const gen_req *g, choices *ch, const sp_engine_info *info
     blk_end(&st, sink);
     *calls = chatout_calls(&out);
     chatout_free(&out);
-    if (fin->reason == SP_FINISH_CANCELLED)
-        api_fail(err, 503, NULL, "the request was cancelled (server shutting down)");
-    else if (fin->reason == SP_FINISH_ERROR)
-        api_fail(err, 500, NULL, "generation failed: %s", fin->error);
-    else
-        return 0;
-    return -1;
+    return finish_failed(fin, err) ? -1 : 0;
 }

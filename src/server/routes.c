@@ -326,10 +326,7 @@ static void reply_collected(sp_server *s, gen_req *g, choices *ch, reply *r, uin
     r->cached_tokens = usage.cached_tokens;
     r->ttft_ms = usage.ttft_ms;
     if (bad >= 0) {
-        if (c[bad].fin.reason == SP_FINISH_CANCELLED)
-            api_fail(&err, 503, NULL, "the request was cancelled (server shutting down)");
-        else
-            api_fail(&err, 500, NULL, "generation failed: %s", c[bad].fin.error);
+        finish_failed(&c[bad].fin, &err); /* collect returns only a choice that failed */
         reply_error(r, &err);
     } else {
         reply_json(r, 200, completion_body(s, g, c, ch->n, &usage, id));

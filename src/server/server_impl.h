@@ -250,6 +250,28 @@ int gen_collect_blocks(const gen_req *g, choices *ch, const sp_engine_info *info
                        struct MHD_Connection *conn, const blk_sink *sink, sp_event *fin, int *calls,
                        api_error *err);
 
+/* ---- the bytes of a streamed response (sse_bytes.c) ---- */
+typedef struct sse_bytes {
+    char *buf;
+    size_t len, off, cap;
+    double last_sent; /* sp_now_ms() of the last bytes queued */
+    int finished;     /* the last bytes are queued */
+    int ended;        /* and MHD has taken them all (else the client went away) */
+} sse_bytes;
+void sse_bytes_put(sse_bytes *b, const char *data, size_t n);
+/* "event: NAME\ndata: JSON\n\n" (steals data; name NULL: no event line). */
+void sse_bytes_event(sse_bytes *b, const char *name, json_t *data);
+/* 1 when nothing was queued for the keep-alive interval (15 s). */
+int sse_bytes_idle(const sse_bytes *b);
+/* MHD's content reader: hands out the queued bytes; when none are left,
+ * calls fill(ctx) (which may block on the engine) unless finished. */
+ssize_t sse_bytes_read(sse_bytes *b, char *out, size_t max, void (*fill)(void *ctx), void *ctx);
+void sse_bytes_free(sse_bytes *b);
+
+/* 1 with *err when a FINISH event ended a request badly (cancelled: 503,
+ * failed: 500); 0 for a normal end. */
+int finish_failed(const sp_event *fin, api_error *err);
+
 /* ---- a one-choice SSE stream in a given event format (sse.c) ---- */
 typedef struct sse sse;
 typedef struct sse_fmt {

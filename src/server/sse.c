@@ -10,8 +10,6 @@
 #include "base/log.h"
 #include "server/server_impl.h"
 
-#define KEEPALIVE_MS 15000.0
-
 struct sse {
     sp_server *s;
     const sp_engine_info *info;
@@ -23,12 +21,11 @@ struct sse {
     void *ctx;
     const char *log_name;
     uint64_t id;
-    char *buf;
-    size_t len, off, cap;
-    int started, finished, ended;
+    sse_bytes bytes;
+    int started;
     sp_event fin;
     int calls;
-    double t0, last_sent;
+    double t0;
     struct MHD_Connection *conn;
 };
 
@@ -40,32 +37,8 @@ const gen_req *sse_req(sse *st) {
     return &st->g;
 }
 
-static void put(sse *st, const char *data, size_t n) {
-    st->last_sent = sp_now_ms();
-    if (st->len + n > st->cap) {
-        size_t cap = (st->len + n) * 2 + 256;
-        char *p = realloc(st->buf, cap);
-        if (!p) return;
-        st->buf = p;
-        st->cap = cap;
-    }
-    memcpy(st->buf + st->len, data, n);
-    st->len += n;
-}
-
 void sse_event(sse *st, const char *name, json_t *data) {
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    json_decref(data);
-    if (!text) return;
-    if (name) {
-        put(st, "event: ", 7);
-        put(st, name, strlen(name));
-        put(st, "\n", 1);
-    }
-    put(st, "data: ", 6);
-    put(st, text, strlen(text));
-    put(st, "\n\n", 2);
-    free(text);
+    sse_bytes_event(&st->bytes, name, data);
 }
 
 /* The sink blk_feed drives: the format's callbacks. */
@@ -93,13 +66,9 @@ static void on_event(sse *st, sp_event *ev) {
     st->fin = *ev;
     st->fin.text = NULL;
     st->calls = chatout_calls(&st->out);
-    st->finished = 1;
-    if (ev->reason == SP_FINISH_ERROR || ev->reason == SP_FINISH_CANCELLED) {
-        api_error err;
-        if (ev->reason == SP_FINISH_ERROR)
-            api_fail(&err, 500, NULL, "generation failed: %s", ev->error);
-        else
-            api_fail(&err, 503, NULL, "the request was cancelled (server shutting down)");
+    st->bytes.finished = 1;
+    api_error err;
+    if (finish_failed(ev, &err)) {
         st->fmt->fail(st, &err);
         return;
     }
@@ -107,22 +76,23 @@ static void on_event(sse *st, sp_event *ev) {
 }
 
 /* Produces the next bytes: blocks until the engine has something. */
-static void fill(sse *st) {
+static void fill(void *ctx) {
+    sse *st = ctx;
     if (!st->started) {
         st->started = 1;
         st->fmt->begin(st);
-        if (st->len) return;
+        if (st->bytes.len) return;
     }
-    while (st->len == st->off && !st->finished) {
+    while (st->bytes.len == st->bytes.off && !st->bytes.finished) {
         sp_event ev;
         int which;
         if (!choices_next(&st->ch, &which, &ev, 250)) {
             if (client_gone(st->conn)) choices_cancel(&st->ch); /* FINISH follows */
-            if (sp_now_ms() - st->last_sent > KEEPALIVE_MS) {
+            if (sse_bytes_idle(&st->bytes)) {
                 if (st->fmt->keepalive)
                     st->fmt->keepalive(st);
                 else
-                    put(st, ": keep-alive\n\n", 14);
+                    sse_bytes_put(&st->bytes, ": keep-alive\n\n", 14);
             }
             continue;
         }
@@ -133,19 +103,7 @@ static void fill(sse *st) {
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max) {
     sse *st = cls;
-    if (st->off == st->len) {
-        st->off = st->len = 0;
-        if (st->finished) {
-            st->ended = 1;
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        }
-        fill(st);
-    }
-    size_t n = st->len - st->off;
-    if (n > max) n = max;
-    memcpy(out, st->buf + st->off, n);
-    st->off += n;
-    return (ssize_t)n;
+    return sse_bytes_read(&st->bytes, out, max, fill, st);
 }
 
 static void sse_free(void *cls) {
@@ -155,11 +113,11 @@ static void sse_free(void *cls) {
             "total=%.1fms%s",
             (unsigned long long)st->id, st->log_name, (int)st->g.n_prompt,
             st->fin.completion_tokens, st->fin.cached_tokens, st->fin.ttft_ms, sp_now_ms() - st->t0,
-            st->ended ? "" : " (client disconnected)");
+            st->bytes.ended ? "" : " (client disconnected)");
     gen_req_free(&st->g);
     chatout_free(&st->out);
     st->fmt->free_ctx(st->ctx);
-    free(st->buf);
+    sse_bytes_free(&st->bytes);
     free(st);
 }
 
@@ -182,7 +140,7 @@ struct MHD_Response *sse_response(sp_server *s, choices *ch, gen_req *g, uint64_
     st->log_name = log_name;
     st->id = id;
     st->conn = conn;
-    st->t0 = st->last_sent = sp_now_ms();
+    st->t0 = st->bytes.last_sent = sp_now_ms();
     st->ch = *ch;
     memset(ch, 0, sizeof *ch);
     st->g = *g;

@@ -20,7 +20,7 @@ typedef struct choice_out {
 } choice_out;
 
 typedef struct stream {
-    double last_sent; /* sp_now_ms() of the last bytes queued */
+    sse_bytes bytes;
     sp_server *s;
     const sp_engine_info *info;
     choices ch;
@@ -30,37 +30,18 @@ typedef struct stream {
     uint64_t id;
     long created;
     char rid[48];
-    char *buf;
-    size_t len, off, cap;
-    int started, finished, ended;
+    int started;
     sp_event fin; /* usage over all choices, for the log line */
     double t0;
     struct MHD_Connection *conn;
 } stream;
 
-#define KEEPALIVE_MS 15000.0
-
 static void put(stream *st, const char *data, size_t n) {
-    st->last_sent = sp_now_ms();
-    if (st->len + n > st->cap) {
-        size_t cap = (st->len + n) * 2 + 256;
-        char *p = realloc(st->buf, cap);
-        if (!p) return;
-        st->buf = p;
-        st->cap = cap;
-    }
-    memcpy(st->buf + st->len, data, n);
-    st->len += n;
+    sse_bytes_put(&st->bytes, data, n);
 }
 
 static void put_event(stream *st, json_t *j) {
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (!text) return;
-    put(st, "data: ", 6);
-    put(st, text, strlen(text));
-    put(st, "\n\n", 2);
-    free(text);
+    sse_bytes_event(&st->bytes, NULL, j);
 }
 
 /* One chunk: chat puts text in delta.content, completions in text. */
@@ -149,7 +130,7 @@ static void put_end(stream *st) {
         put_event(st, u);
     }
     put(st, "data: [DONE]\n\n", 14);
-    st->finished = 1;
+    st->bytes.finished = 1;
 }
 
 static void on_finish(stream *st, sp_event *ev) {
@@ -157,17 +138,13 @@ static void on_finish(stream *st, sp_event *ev) {
     chatout_event(&co->out, ev);
     co->fin = *ev;
     co->fin.text = NULL;
-    if (ev->reason == SP_FINISH_ERROR || ev->reason == SP_FINISH_CANCELLED) {
-        api_error err;
-        if (ev->reason == SP_FINISH_ERROR)
-            api_fail(&err, 500, NULL, "generation failed: %s", ev->error);
-        else
-            api_fail(&err, 503, NULL, "the request was cancelled (server shutting down)");
+    api_error err;
+    if (finish_failed(ev, &err)) {
         put_event(st, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", err.message, "type",
                                 err.type, "param", "code"));
         choices_cancel(&st->ch); /* one failed choice fails the request */
         put(st, "data: [DONE]\n\n", 14);
-        st->finished = 1;
+        st->bytes.finished = 1;
         return;
     }
     put_events(st, NULL);
@@ -177,21 +154,21 @@ static void on_finish(stream *st, sp_event *ev) {
 }
 
 /* Produces the next bytes: blocks until the engine has something. */
-static void fill(stream *st) {
+static void fill(void *ctx) {
+    stream *st = ctx;
     if (!st->started) {
         st->started = 1;
         for (st->cur = 0; st->g.chat && st->cur < st->ch.n; st->cur++)
             put_event(st, chunk(st, json_pack("{s:s, s:s}", "role", "assistant", "content", ""),
                                 NULL, NULL));
-        if (st->len) return;
+        if (st->bytes.len) return;
     }
-    while (st->len == st->off && !st->finished) {
+    while (st->bytes.len == st->bytes.off && !st->bytes.finished) {
         sp_event ev;
         if (!choices_next(&st->ch, &st->cur, &ev, 250)) {
             if (client_gone(st->conn)) choices_cancel(&st->ch); /* FINISH follows */
-            /* a stream queued behind others may wait long for its first
-             * token: an SSE comment keeps the connection from looking idle */
-            if (sp_now_ms() - st->last_sent > KEEPALIVE_MS) put(st, ": keep-alive\n\n", 14);
+            /* an SSE comment keeps a waiting connection from looking idle */
+            if (sse_bytes_idle(&st->bytes)) put(st, ": keep-alive\n\n", 14);
             continue;
         }
         if (ev.kind == SP_EV_TOKEN)
@@ -204,19 +181,7 @@ static void fill(stream *st) {
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
     stream *st = cls;
-    if (st->off == st->len) {
-        st->off = st->len = 0;
-        if (st->finished) {
-            st->ended = 1;
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        }
-        fill(st);
-    }
-    size_t n = st->len - st->off;
-    if (n > max) n = max;
-    memcpy(out, st->buf + st->off, n);
-    st->off += n;
-    return (ssize_t)n;
+    return sse_bytes_read(&st->bytes, out, max, fill, st);
 }
 
 static void stream_free(void *cls) {
@@ -230,11 +195,11 @@ static void stream_free(void *cls) {
             "total=%.1fms%s",
             (unsigned long long)st->id, st->g.chat ? "chat" : "completion", (int)st->g.n_prompt,
             st->fin.completion_tokens, st->fin.cached_tokens, st->fin.ttft_ms, sp_now_ms() - st->t0,
-            st->ended ? "" : " (client disconnected)");
+            st->bytes.ended ? "" : " (client disconnected)");
     gen_req_free(&st->g);
     for (int i = 0; i < st->ch.n; i++) chatout_free(&st->co[i].out);
     free(st->co);
-    free(st->buf);
+    sse_bytes_free(&st->bytes);
     free(st);
 }
 
@@ -253,7 +218,7 @@ struct MHD_Response *stream_response(sp_server *s, choices *c, gen_req *g, uint6
         return NULL;
     }
     st->conn = conn;
-    st->last_sent = sp_now_ms();
+    st->bytes.last_sent = sp_now_ms();
     st->s = s;
     st->ch = *c;
     memset(c, 0, sizeof *c);
