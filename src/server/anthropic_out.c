@@ -60,16 +60,6 @@ static json_t *block_start(blk_kind kind, const sp_chat_ev *start) {
     return json_pack("{s:s, s:s}", "type", "text", "text", "");
 }
 
-static void append_text(json_t *block, const char *key, const char *t, size_t n) {
-    size_t old = json_string_length(json_object_get(block, key));
-    char *buf = malloc(old + n + 1);
-    if (!buf) return;
-    memcpy(buf, json_string_value(json_object_get(block, key)), old);
-    memcpy(buf + old, t, n);
-    json_object_set_new(block, key, json_text(buf, old + n));
-    free(buf);
-}
-
 static void m_open(void *ctx, int index, blk_kind kind, const sp_chat_ev *start) {
     amsg *m = ctx;
     json_array_append_new(m->content, block_start(kind, start));
@@ -80,7 +70,7 @@ static void m_delta(void *ctx, int index, blk_kind kind, const char *t, size_t n
     amsg *m = ctx;
     json_t *b = json_array_get(m->content, (size_t)index);
     if (kind == BLK_TEXT || kind == BLK_THINKING) {
-        append_text(b, kind == BLK_TEXT ? "text" : "thinking", t, n);
+        json_append_text(b, kind == BLK_TEXT ? "text" : "thinking", t, n);
         return;
     }
     if (m->args_len + n + 1 > m->args_cap) {

@@ -113,16 +113,6 @@ static json_t *part_new(blk_kind kind) {
                      "logprobs");
 }
 
-static void append(json_t *obj, const char *key, const char *t, size_t n) {
-    size_t old = json_string_length(json_object_get(obj, key));
-    char *buf = malloc(old + n + 1);
-    if (!buf) return;
-    memcpy(buf, json_string_value(json_object_get(obj, key)), old);
-    memcpy(buf + old, t, n);
-    json_object_set_new(obj, key, json_text(buf, old + n));
-    free(buf);
-}
-
 static void r_open(void *ctx, int index, blk_kind kind, const sp_chat_ev *start) {
     rstate *r = ctx;
     json_t *item = item_new(kind, start);
@@ -134,9 +124,9 @@ static void r_delta(void *ctx, int index, blk_kind kind, const char *t, size_t n
     rstate *r = ctx;
     json_t *item = json_array_get(r->output, (size_t)index);
     if (kind == BLK_TOOL)
-        append(item, "arguments", t, n);
+        json_append_text(item, "arguments", t, n);
     else
-        append(json_array_get(json_object_get(item, "content"), 0), "text", t, n);
+        json_append_text(json_array_get(json_object_get(item, "content"), 0), "text", t, n);
 }
 
 static void r_close(void *ctx, int index, blk_kind kind) {

@@ -38,6 +38,16 @@ json_t *json_text(const char *s, size_t n) {
     return j;
 }
 
+void json_append_text(json_t *obj, const char *key, const char *t, size_t n) {
+    size_t old = json_string_length(json_object_get(obj, key));
+    char *buf = malloc(old + n + 1);
+    if (!buf) return;
+    memcpy(buf, json_string_value(json_object_get(obj, key)), old);
+    memcpy(buf + old, t, n);
+    json_object_set_new(obj, key, json_text(buf, old + n));
+    free(buf);
+}
+
 json_t *token_text_json(const sp_tokenizer *tok, int32_t id, int as_id, json_t **bytes_out) {
     char *text = NULL;
     size_t len = 0;

@@ -342,6 +342,8 @@ struct MHD_Response *stream_response(sp_server *s, choices *c, gen_req *g, uint6
 char *utf8_sanitize(const char *s, size_t n, size_t *out_len);
 /* json string from arbitrary bytes (sanitized). */
 json_t *json_text(const char *s, size_t n);
+/* Appends bytes (sanitized) to the string at obj[key]. */
+void json_append_text(json_t *obj, const char *key, const char *t, size_t n);
 /* The token's text (decoded alone), as JSON string and byte array. */
 json_t *token_text_json(const sp_tokenizer *tok, int32_t id, int as_id, json_t **bytes_out);
 /* Builds usage {prompt_tokens, completion_tokens, total_tokens, details}. */
