@@ -17,19 +17,6 @@ typedef struct mapper {
     int one_plus;       /* norms store 1 + w */
 } mapper;
 
-static sp_status st_lookup(void *src, const char *name, sp_src_tensor *out, sp_error *err) {
-    const sp_st_tensor *t;
-    SP_TRY(sp_st_get(src, name, &t, err));
-    if (t->ndim > SP_MAX_DIMS)
-        return sp_fail(err, SP_EUNSUPPORTED, "tensor %s has %d dimensions", name, t->ndim);
-    out->dtype = t->dtype;
-    out->ndim = t->ndim;
-    memcpy(out->shape, t->shape, sizeof out->shape);
-    out->data = t->data;
-    out->nbytes = t->nbytes;
-    return SP_OK;
-}
-
 /* Fetches prefix + name (printf-style) with shape dims (SP_ANY allowed). */
 static sp_status get(mapper *m, sp_tensor *out, int required, int f32, int ndim, int64_t d0,
                      int64_t d1, int64_t d2, sp_error *err, const char *fmt, ...)
@@ -366,7 +353,7 @@ sp_status sp_hf_load(sp_model_desc *d, sp_weights *w, sp_safetensors **st, const
     w->file = dir;
     if (!w->dummy) { /* dummy weights are sized from config.json alone */
         SP_TRY(sp_st_open(st, dir, err));
-        w->lookup = st_lookup;
+        w->lookup = sp_weights_st_lookup;
         w->src = *st;
         prefix = detect_prefix(*st);
     }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "formats/safetensors.h"
 #include "compute/quant.h"
 #include "model/dummy.h"
 
@@ -255,5 +256,18 @@ sp_status sp_weights_get_f32(sp_weights *w, const char *name, int required, int 
     out->dtype = SP_F32;
     out->data = f;
     out->nbytes = (size_t)n * sizeof(float);
+    return SP_OK;
+}
+
+sp_status sp_weights_st_lookup(void *src, const char *name, sp_src_tensor *out, sp_error *err) {
+    const sp_st_tensor *t;
+    SP_TRY(sp_st_get(src, name, &t, err));
+    if (t->ndim > SP_MAX_DIMS)
+        return sp_fail(err, SP_EUNSUPPORTED, "tensor %s has %d dimensions", name, t->ndim);
+    out->dtype = t->dtype;
+    out->ndim = t->ndim;
+    memcpy(out->shape, t->shape, sizeof out->shape);
+    out->data = t->data;
+    out->nbytes = t->nbytes;
     return SP_OK;
 }

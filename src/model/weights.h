@@ -22,6 +22,8 @@ typedef struct sp_src_tensor {
 
 /* Looks a tensor up by name in a format's reader: SP_ENOTFOUND if absent. */
 typedef sp_status (*sp_src_lookup)(void *src, const char *name, sp_src_tensor *out, sp_error *err);
+/* The lookup over a safetensors reader (src: an sp_safetensors). */
+sp_status sp_weights_st_lookup(void *src, const char *name, sp_src_tensor *out, sp_error *err);
 
 typedef struct sp_weights {
     sp_src_lookup lookup;

@@ -18,19 +18,6 @@ typedef struct loader {
     char name[320];
 } loader;
 
-static sp_status st_lookup(void *src, const char *name, sp_src_tensor *out, sp_error *err) {
-    const sp_st_tensor *t;
-    SP_TRY(sp_st_get(src, name, &t, err));
-    if (t->ndim > SP_MAX_DIMS)
-        return sp_fail(err, SP_EUNSUPPORTED, "tensor %s has %d dimensions", name, t->ndim);
-    out->dtype = t->dtype;
-    out->ndim = t->ndim;
-    memcpy(out->shape, t->shape, sizeof out->shape);
-    out->data = t->data;
-    out->nbytes = t->nbytes;
-    return SP_OK;
-}
-
 /* The first of the candidate prefixes under which `probe` exists. */
 static const char *find_prefix(const sp_safetensors *st, const char *const *cands, int n,
                                const char *probe) {
@@ -205,7 +192,7 @@ static sp_status load_gemma4(sp_vision *v, const sp_safetensors *st, sp_error *e
 }
 
 sp_status vis_load_tensors(sp_vision *v, const sp_safetensors *st, sp_error *err) {
-    v->w.lookup = st_lookup;
+    v->w.lookup = sp_weights_st_lookup;
     v->w.src = (void *)st;
     return v->info.kind == SP_VISION_GEMMA3 ? load_siglip(v, st, err) : load_gemma4(v, st, err);
 }
