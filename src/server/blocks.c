@@ -101,12 +101,8 @@ int gen_collect_blocks(const gen_req *g, choices *ch, const sp_engine_info *info
     double next_check = sp_now_ms() + 200;
     while (!choices_all_done(ch)) {
         sp_event ev;
-        int i, got = choices_next(ch, &i, &ev, 200);
-        if (sp_now_ms() >= next_check) { /* tokens may flow nonstop: check by time */
-            next_check = sp_now_ms() + 200;
-            if (client_gone(conn)) choices_cancel(ch); /* FINISH follows */
-        }
-        if (!got) continue;
+        int i;
+        if (!choices_next_watched(ch, conn, &next_check, &i, &ev)) continue;
         chatout_event(&out, &ev);
         blk_feed(&st, &out.evs, sink);
         if (ev.kind == SP_EV_FINISH) {

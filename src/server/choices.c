@@ -17,6 +17,9 @@
 /* How long choices_next waits on one choice while another may be ready:
  * choices of one request usually step together, so this rarely expires. */
 #define CHOICE_POLL_MS 10
+/* How long a collecting handler waits per event, and how often it checks
+ * whether its client went away (choices_next_watched) */
+#define CHOICE_WATCH_MS 200
 
 /* Takes choice 0's first event, so that its prompt blocks are published.
  * A client leaving meanwhile cancels it (its FINISH then comes). */
@@ -98,6 +101,16 @@ int choices_next(choices *c, int *which, sp_event *ev, int timeout_ms) {
         return take(c, i, ev, wait, which);
     }
     return 0;
+}
+
+int choices_next_watched(choices *c, struct MHD_Connection *conn, double *next_check, int *which,
+                         sp_event *ev) {
+    int got = choices_next(c, which, ev, CHOICE_WATCH_MS);
+    if (sp_now_ms() >= *next_check) { /* tokens may flow nonstop: check by time */
+        *next_check = sp_now_ms() + CHOICE_WATCH_MS;
+        if (client_gone(conn)) choices_cancel(c); /* FINISH follows */
+    }
+    return got;
 }
 
 int choices_all_done(const choices *c) {

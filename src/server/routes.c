@@ -253,12 +253,8 @@ static int collect(choices *ch, const gen_req *g, const sp_tokenizer *tok, colle
     double next_check = sp_now_ms() + 200;
     while (!choices_all_done(ch)) {
         sp_event ev;
-        int i, got = choices_next(ch, &i, &ev, 200);
-        if (sp_now_ms() >= next_check) { /* tokens may flow nonstop: check by time */
-            next_check = sp_now_ms() + 200;
-            if (client_gone(conn)) choices_cancel(ch); /* FINISH follows */
-        }
-        if (!got) continue;
+        int i;
+        if (!choices_next_watched(ch, conn, &next_check, &i, &ev)) continue;
         int finish = ev.kind == SP_EV_FINISH;
         collect_one(&c[i], g, tok, &ev);
         sp_event_clear(&ev);

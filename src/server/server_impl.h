@@ -206,6 +206,11 @@ sp_status choices_submit(sp_server *s, const gen_req *g, struct MHD_Connection *
 /* The next event of any unfinished choice: 1 with *which set, 0 when
  * nothing came within timeout_ms (or all are done). */
 int choices_next(choices *c, int *which, sp_event *ev, int timeout_ms);
+/* choices_next for a collecting handler (200 ms waits): once *next_check
+ * (sp_now_ms) has passed, a client that went away gets the choices
+ * cancelled (their FINISH events follow) and *next_check moves 200 ms on. */
+int choices_next_watched(choices *c, struct MHD_Connection *conn, double *next_check, int *which,
+                         sp_event *ev);
 int choices_all_done(const choices *c);
 void choices_cancel(choices *c);
 void choices_release(choices *c);
