@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "compute/quant_internal.h"
+#include "compute/quant_packed_x86.h"
 
 /* Keeps v in a register as computed: stops the compiler from re-associating
  * a block's chain of integer adds into a tree whose extra live values, with
@@ -139,23 +140,6 @@ void sp_pk_k_prep_avx2(const float *x, void *xa, int64_t n) {
             _mm_storeu_si128((__m128i *)(bs + (b0 + b) * 8), p);
         }
     }
-}
-
-/* The 6-bit scales (sc) and mins (m) of the 8 rows of a packed Q4_K
- * super-block, as in sp_kq_scale_min: byte j of sc[0] / sc[1] is row r's
- * scale of sub-block j / 4 + j (lane r), the same for m. */
-static inline void k_scales8(const uint8_t *pk, __m256i sc[2], __m256i m[2]) {
-    __m256i a = _mm256_loadu_si256((const __m256i *)(pk + SP_PK_K_SC));
-    __m256i b = _mm256_loadu_si256((const __m256i *)(pk + SP_PK_K_SC + 32));
-    __m256i c = _mm256_loadu_si256((const __m256i *)(pk + SP_PK_K_SC + 64));
-    const __m256i m6 = _mm256_set1_epi8(0x3f), m4 = _mm256_set1_epi8(0x0f);
-    const __m256i m2 = _mm256_set1_epi8(0x03);
-    sc[0] = _mm256_and_si256(a, m6);
-    sc[1] = _mm256_or_si256(_mm256_and_si256(c, m4),
-                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 6), m2), 4));
-    m[0] = _mm256_and_si256(b, m6);
-    m[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, 4), m4),
-                           _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(b, 6), m2), 4));
 }
 
 /* sum_j m_j * bs_j per row: m as int16 pairs (m0, m2), (m1, m3) of each

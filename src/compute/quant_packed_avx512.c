@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "compute/quant_internal.h"
+#include "compute/quant_packed_x86.h"
 
 /* Bytes ahead of the block being summed that are asked into L2 (software
  * prefetch on top of the hardware's; it stops at the end of the caller's
@@ -89,23 +90,6 @@ static void gemv8_q4_0(int64_t n, const void *group, const void *xa, float *y, c
 }
 static void gemv8_q8_0(int64_t n, const void *group, const void *xa, float *y, const void *pf_end) {
     gemv8(n, group, xa, y, 1, pf_end);
-}
-
-/* The 6-bit scales and mins of a packed Q4_K super-block, 8 rows (lanes),
- * as quant_packed_avx2.c's k_scales8 (byte j of sc[0] / sc[1]: sub-block
- * j / 4 + j). */
-static inline void k_scales8(const uint8_t *pk, __m256i sc[2], __m256i m[2]) {
-    __m256i a = _mm256_loadu_si256((const __m256i *)(pk + SP_PK_K_SC));
-    __m256i b = _mm256_loadu_si256((const __m256i *)(pk + SP_PK_K_SC + 32));
-    __m256i c = _mm256_loadu_si256((const __m256i *)(pk + SP_PK_K_SC + 64));
-    const __m256i m6 = _mm256_set1_epi8(0x3f), m4 = _mm256_set1_epi8(0x0f);
-    const __m256i m2 = _mm256_set1_epi8(0x03);
-    sc[0] = _mm256_and_si256(a, m6);
-    sc[1] = _mm256_or_si256(_mm256_and_si256(c, m4),
-                            _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 6), m2), 4));
-    m[0] = _mm256_and_si256(b, m6);
-    m[1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, 4), m4),
-                           _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(b, 6), m2), 4));
 }
 
 /* Packed Q4_K: a zmm holds chunks 2j, 2j+1 of the 8 rows (as gemv8_v3);
