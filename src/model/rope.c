@@ -117,6 +117,10 @@ static sp_status rope_fill(sp_rope_table *r, const sp_rope_params *p, int head_d
     r->theta = (float)p->theta;
     r->interleaved = p->interleaved;
     r->attn_factor = 1.0f;
+    /* checked before any product with it becomes an int */
+    if (!(p->partial_rotary_factor > 0 && p->partial_rotary_factor <= 1))
+        return sp_fail(err, SP_EFORMAT, "rope: partial_rotary_factor %g is outside (0, 1]",
+                       p->partial_rotary_factor);
     if (p->kind == SP_ROPE_PROPORTIONAL)
         r->rot_dim = head_dim;
     else
